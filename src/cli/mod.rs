@@ -1,0 +1,136 @@
+//! Command-line interface: argument parsing and one module per command.
+
+mod bench;
+mod demo;
+mod detect;
+mod draw;
+mod eval;
+mod people;
+mod plot;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::vision::align::CropMethod;
+use crate::vision::models::Variant;
+
+/// facegate: face-recognition door and attendance appliance.
+///
+/// Detects faces with MTCNN, aligns them on five landmarks and embeds them with MobileFaceNet
+/// on ONNX Runtime. These commands work on image files; see README.md for set-up.
+#[derive(Debug, Parser)]
+#[command(name = "facegate", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands. They override the config file.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Without it, built-in defaults are used.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder holding models/manifest.toml and the model files.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Model precision: fp32 or int8.
+    #[arg(long, global = true, value_parser = parse_variant)]
+    pub variant: Option<Variant>,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Path of libonnxruntime.so (overrides the config and ORT_DYLIB_PATH).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub onnxruntime: Option<PathBuf>,
+    /// How faces are cut out for the embedder: aligned (default) or square.
+    #[arg(long, global = true)]
+    pub crop: Option<CropMethod>,
+    /// Smallest face to look for, in pixels.
+    #[arg(long, global = true, value_name = "PX")]
+    pub min_face: Option<f32>,
+    /// Cosine-similarity threshold for a match (default: the model's, from the manifest).
+    #[arg(long, global = true)]
+    pub threshold: Option<f32>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    match s {
+        "fp32" => Ok(Variant::Fp32),
+        "int8" => Ok(Variant::Int8),
+        other => Err(format!("unknown model variant `{other}`: use fp32 or int8")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find faces in images: boxes, scores and the five landmarks.
+    Detect(detect::DetectArgs),
+    /// Say whether two photos show the same person, with the similarity and the threshold used.
+    Verify(people::VerifyArgs),
+    /// Enroll a person into a gallery from one or more photos (each must show exactly one face).
+    Enroll(people::EnrollArgs),
+    /// Identify every face in images against a gallery.
+    Identify(people::IdentifyArgs),
+    /// Measure accuracy and speed on a folder in the faces-dev format (manifest.csv, pairs.csv).
+    Eval(eval::EvalArgs),
+    /// Benchmark every stage and the whole pipeline; prints medians and peak memory.
+    Bench(bench::BenchArgs),
+    /// Run the built-in demo: enroll people from bundled photos and identify faces in others.
+    Demo(demo::DemoArgs),
+}
+
+impl GlobalArgs {
+    /// The config file (or defaults) with command-line overrides applied and validated.
+    pub fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.models {
+            config.models.dir = Some(dir.clone());
+        }
+        if let Some(variant) = self.variant {
+            config.models.variant = variant;
+        }
+        if let Some(threads) = self.threads {
+            config.runtime.intra_threads = threads;
+        }
+        if let Some(lib) = &self.onnxruntime {
+            config.runtime.library = Some(lib.clone());
+        }
+        if let Some(crop) = self.crop {
+            config.matching.crop = crop;
+        }
+        if let Some(min_face) = self.min_face {
+            config.detector.min_face = min_face;
+        }
+        if let Some(threshold) = self.threshold {
+            config.matching.threshold = Some(threshold);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Runs the parsed command. Returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let config = cli.global.config()?;
+    match cli.command {
+        Command::Detect(args) => detect::run(&config, args),
+        Command::Verify(args) => people::verify(&config, args),
+        Command::Enroll(args) => people::enroll(&config, args),
+        Command::Identify(args) => people::identify(&config, args),
+        Command::Eval(args) => eval::run(&config, args),
+        Command::Bench(args) => bench::run(&config, args),
+        Command::Demo(args) => demo::run(&config, args),
+    }
+}

@@ -1,0 +1,138 @@
+//! facegate's configuration: one TOML file, every key optional, validated at start with errors
+//! that name the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::vision::align::CropMethod;
+use crate::vision::models::Variant;
+use crate::vision::mtcnn::DetectorParams;
+use crate::vision::runtime::RuntimeOptions;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub runtime: RuntimeOptions,
+    pub models: ModelsConfig,
+    pub detector: DetectorParams,
+    pub matching: MatchingConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder holding `manifest.toml` and the model files (default: found automatically).
+    pub dir: Option<PathBuf>,
+    /// "fp32" or "int8".
+    pub variant: Variant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingConfig {
+    /// Cosine similarity needed for a match; default: the embedder's threshold in the manifest.
+    pub threshold: Option<f32>,
+    /// Lead the best person needs over the runner-up.
+    pub margin: f32,
+    /// "aligned" (five-point alignment) or "square" (plain box crop).
+    pub crop: CropMethod,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        MatchingConfig {
+            threshold: None,
+            margin: 0.05,
+            crop: CropMethod::Aligned,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config file {}; check the path given to --config",
+                path.display()
+            )
+        })?;
+        let config = Config::parse(&text)
+            .with_context(|| format!("config file {} is invalid", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.detector.validate()?;
+        if let Some(t) = self.matching.threshold
+            && !(-1.0..=1.0).contains(&t)
+        {
+            bail!("matching.threshold must be a cosine similarity between -1 and 1 (got {t})");
+        }
+        if !(0.0..=1.0).contains(&self.matching.margin) {
+            bail!(
+                "matching.margin must be between 0 and 1 (got {})",
+                self.matching.margin
+            );
+        }
+        if self.runtime.intra_threads == 0 || self.runtime.intra_threads > 64 {
+            bail!(
+                "runtime.intra_threads must be between 1 and 64 (got {})",
+                self.runtime.intra_threads
+            );
+        }
+        Ok(())
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.models
+            .dir
+            .clone()
+            .unwrap_or_else(crate::paths::default_models_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_are_named() {
+        let err = format!(
+            "{:#}",
+            Config::parse("[detector]\nmin_fase = 30\n").unwrap_err()
+        );
+        assert!(err.contains("min_fase"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse("[matching]\nthreshold = 3.0\n").unwrap_err()
+        );
+        assert!(err.contains("matching.threshold"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse("[models]\nvariant = \"fp16\"\n").unwrap_err()
+        );
+        assert!(err.contains("fp16") || err.contains("variant"), "{err}");
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = Config::parse("[runtime]\nintra_threads = 2\n[models]\nvariant = \"int8\"\n[matching]\ncrop = \"square\"\n").unwrap();
+        assert_eq!(c.runtime.intra_threads, 2);
+        assert_eq!(c.models.variant, Variant::Int8);
+        assert_eq!(c.matching.crop, CropMethod::Square);
+    }
+}

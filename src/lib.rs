@@ -1,0 +1,15 @@
+//! facegate: a face-recognition door and attendance appliance.
+//!
+//! Data flows one way: `capture -> vision -> decide -> act`. This crate currently holds the
+//! capture of still images, the vision core (MTCNN, alignment, MobileFaceNet on ONNX Runtime),
+//! the gallery and matching, evaluation metrics and the command line.
+
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod eval;
+pub mod gallery;
+pub mod paths;
+pub mod sysinfo;
+pub mod vision;

@@ -1,0 +1,545 @@
+//! MTCNN face detection: image pyramid, P-Net proposals, R-Net refinement, O-Net boxes and five
+//! landmarks.
+//!
+//! The algorithm follows the original MTCNN code (davidsandberg/facenet `detect_face.py`) step
+//! for step, because the weights were trained with it: per-scale NMS 0.5, cross-scale NMS 0.7,
+//! squared boxes between stages, R-Net NMS 0.7, O-Net NMS 0.7 by the smaller box. The networks
+//! take NHWC tensors with width and height swapped (`[N, W, H, 3]`), so element `[n, x, y, c]`
+//! is pixel `(x, y)`; their spatial outputs come back in the same order.
+
+use anyhow::{Result, bail};
+use image::RgbImage;
+use ndarray::{Array4, ArrayD};
+use serde::{Deserialize, Serialize};
+
+use super::bbox::{BBox, Overlap, nms};
+use super::models::InputSpec;
+use super::resize::RgbResizer;
+use super::runtime::SingleInputModel;
+
+/// Detection settings (the `[detector]` config section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorParams {
+    /// Smallest face side, in pixels of the (possibly downscaled) image, that the pyramid reaches.
+    pub min_face: f32,
+    /// Ratio between pyramid levels (0 < factor < 1).
+    pub factor: f32,
+    /// Face-probability thresholds for P-Net, R-Net and O-Net.
+    pub thresholds: [f32; 3],
+    /// Images whose longest side exceeds this are downscaled before detection; results are mapped back.
+    pub max_side: u32,
+}
+
+impl Default for DetectorParams {
+    fn default() -> Self {
+        DetectorParams {
+            min_face: 20.0,
+            factor: 0.709,
+            thresholds: [0.6, 0.7, 0.7],
+            max_side: 1280,
+        }
+    }
+}
+
+impl DetectorParams {
+    /// Checks the values a user can get wrong in a config file.
+    pub fn validate(&self) -> Result<()> {
+        if self.min_face.is_nan() || self.min_face < 12.0 {
+            bail!(
+                "detector.min_face must be at least 12 pixels (got {})",
+                self.min_face
+            );
+        }
+        if !(self.factor > 0.1 && self.factor < 0.95) {
+            bail!(
+                "detector.factor must be between 0.1 and 0.95 (got {}); 0.709 is usual",
+                self.factor
+            );
+        }
+        if self.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
+            bail!(
+                "detector.thresholds must each be between 0 and 1 (got {:?})",
+                self.thresholds
+            );
+        }
+        if self.max_side < 48 {
+            bail!(
+                "detector.max_side must be at least 48 pixels (got {})",
+                self.max_side
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A detected face: its box, the O-Net score and five landmarks (left eye, right eye, nose,
+/// left mouth corner, right mouth corner) in image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub landmarks: [[f32; 2]; 5],
+}
+
+/// Time spent in each stage of one detection, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    pub pnet_ms: f64,
+    pub rnet_ms: f64,
+    pub onet_ms: f64,
+}
+
+/// Candidates are run through R-Net and O-Net in batches of at most this many, so a busy frame
+/// cannot allocate without bound.
+const MAX_BATCH: usize = 128;
+
+/// The three MTCNN networks and their input conventions.
+pub struct Mtcnn {
+    pnet: SingleInputModel,
+    rnet: SingleInputModel,
+    onet: SingleInputModel,
+    norm: Normalisation,
+    resizer: RgbResizer,
+}
+
+/// Input normalisation `(v - mean) * scale`.
+#[derive(Debug, Clone, Copy)]
+pub struct Normalisation {
+    pub mean: f32,
+    pub scale: f32,
+}
+
+impl From<&InputSpec> for Normalisation {
+    fn from(spec: &InputSpec) -> Self {
+        Normalisation {
+            mean: spec.mean,
+            scale: spec.scale,
+        }
+    }
+}
+
+/// The scales of the image pyramid for an image whose shorter side is `min_side`.
+pub fn pyramid_scales(min_side: u32, params: &DetectorParams) -> Vec<f32> {
+    let m = 12.0 / params.min_face;
+    let mut min_l = min_side as f32 * m;
+    let mut scales = Vec::new();
+    let mut scale = m;
+    while min_l >= 12.0 {
+        scales.push(scale);
+        scale *= params.factor;
+        min_l *= params.factor;
+    }
+    scales
+}
+
+impl Mtcnn {
+    pub fn new(
+        pnet: SingleInputModel,
+        rnet: SingleInputModel,
+        onet: SingleInputModel,
+        norm: Normalisation,
+    ) -> Mtcnn {
+        Mtcnn {
+            pnet,
+            rnet,
+            onet,
+            norm,
+            resizer: RgbResizer::new(),
+        }
+    }
+
+    /// Detects faces in an RGB image, best score first.
+    pub fn detect(
+        &mut self,
+        image: &RgbImage,
+        params: &DetectorParams,
+    ) -> Result<(Vec<Detection>, StageTimes)> {
+        params.validate()?;
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Ok((Vec::new(), StageTimes::default()));
+        }
+        let longest = w.max(h);
+        if longest > params.max_side {
+            let ratio = params.max_side as f32 / longest as f32;
+            let (sw, sh) = (
+                ((w as f32 * ratio).round() as u32).max(1),
+                ((h as f32 * ratio).round() as u32).max(1),
+            );
+            let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
+            let Some(small) = RgbImage::from_raw(sw, sh, pixels) else {
+                bail!("internal: resized buffer has wrong size")
+            };
+            let (faces, times) = self.detect_unscaled(&small, params)?;
+            let back = longest as f32 / params.max_side as f32;
+            let faces = faces
+                .into_iter()
+                .map(|d| Detection {
+                    bbox: BBox {
+                        score: d.bbox.score,
+                        ..d.bbox.scaled(back)
+                    },
+                    landmarks: d.landmarks.map(|[x, y]| [x * back, y * back]),
+                })
+                .collect();
+            return Ok((faces, times));
+        }
+        self.detect_unscaled(image, params)
+    }
+
+    fn detect_unscaled(
+        &mut self,
+        image: &RgbImage,
+        params: &DetectorParams,
+    ) -> Result<(Vec<Detection>, StageTimes)> {
+        let mut times = StageTimes::default();
+        let t0 = std::time::Instant::now();
+        let proposals = self.propose(image, params)?;
+        times.pnet_ms = t0.elapsed().as_secs_f64() * 1e3;
+        if proposals.is_empty() {
+            return Ok((Vec::new(), times));
+        }
+        let t1 = std::time::Instant::now();
+        let refined = self.refine(image, &proposals, params.thresholds[1])?;
+        times.rnet_ms = t1.elapsed().as_secs_f64() * 1e3;
+        if refined.is_empty() {
+            return Ok((Vec::new(), times));
+        }
+        let t2 = std::time::Instant::now();
+        let faces = self.output(image, &refined, params.thresholds[2])?;
+        times.onet_ms = t2.elapsed().as_secs_f64() * 1e3;
+        Ok((faces, times))
+    }
+
+    /// Stage 1: P-Net over every pyramid level; returns squared, truncated candidate boxes.
+    fn propose(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<Vec<BBox>> {
+        let (w, h) = image.dimensions();
+        let mut all = Vec::new();
+        for scale in pyramid_scales(w.min(h), params) {
+            let sw = (w as f32 * scale).ceil() as u32;
+            let sh = (h as f32 * scale).ceil() as u32;
+            if sw < 12 || sh < 12 {
+                continue;
+            }
+            let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
+            let mut tensor = Array4::<f32>::zeros((1, sw as usize, sh as usize, 3));
+            write_swapped(
+                &pixels,
+                sw as usize,
+                sh as usize,
+                self.norm,
+                tensor.as_slice_mut().unwrap_or_default(),
+            );
+            let outputs = self.pnet.run(tensor.view())?;
+            let boxes = pnet_boxes(&outputs[0], &outputs[1], scale, params.thresholds[0])?;
+            let plain: Vec<BBox> = boxes.iter().map(|(b, _)| *b).collect();
+            let keep = nms(&plain, 0.5, Overlap::Union);
+            all.extend(keep.into_iter().map(|i| boxes[i]));
+        }
+        let all_boxes: Vec<BBox> = all.iter().map(|(b, _)| *b).collect();
+        let keep = nms(&all_boxes, 0.7, Overlap::Union);
+        Ok(keep
+            .into_iter()
+            .map(|i| all[i].0.regress(all[i].1, false).squared().truncated())
+            .collect())
+    }
+
+    /// Stage 2: R-Net scores and regresses each candidate.
+    fn refine(
+        &mut self,
+        image: &RgbImage,
+        candidates: &[BBox],
+        threshold: f32,
+    ) -> Result<Vec<BBox>> {
+        let mut passed = Vec::new();
+        for chunk in candidates.chunks(MAX_BATCH) {
+            let tensor = self.crops(image, chunk, 24)?;
+            let outputs = self.rnet.run(tensor.view())?;
+            let (reg, prob) = (rows(&outputs[0], 4)?, rows(&outputs[1], 2)?);
+            for (i, candidate) in chunk.iter().enumerate() {
+                let score = prob[i * 2 + 1];
+                if score > threshold {
+                    let r = [reg[i * 4], reg[i * 4 + 1], reg[i * 4 + 2], reg[i * 4 + 3]];
+                    passed.push((
+                        BBox {
+                            score,
+                            ..*candidate
+                        },
+                        r,
+                    ));
+                }
+            }
+        }
+        let boxes: Vec<BBox> = passed.iter().map(|(b, _)| *b).collect();
+        let keep = nms(&boxes, 0.7, Overlap::Union);
+        Ok(keep
+            .into_iter()
+            .map(|i| passed[i].0.regress(passed[i].1, true).squared())
+            .collect())
+    }
+
+    /// Stage 3: O-Net gives the final score, box and landmarks.
+    fn output(
+        &mut self,
+        image: &RgbImage,
+        candidates: &[BBox],
+        threshold: f32,
+    ) -> Result<Vec<Detection>> {
+        let candidates: Vec<BBox> = candidates.iter().map(BBox::truncated).collect();
+        let mut faces = Vec::new();
+        for chunk in candidates.chunks(MAX_BATCH) {
+            let tensor = self.crops(image, chunk, 48)?;
+            let outputs = self.onet.run(tensor.view())?;
+            let (reg, marks, prob) = (
+                rows(&outputs[0], 4)?,
+                rows(&outputs[1], 10)?,
+                rows(&outputs[2], 2)?,
+            );
+            for (i, candidate) in chunk.iter().enumerate() {
+                let score = prob[i * 2 + 1];
+                if score <= threshold {
+                    continue;
+                }
+                let b = BBox {
+                    score,
+                    ..*candidate
+                };
+                let bw = b.x2 - b.x1 + 1.0;
+                let bh = b.y2 - b.y1 + 1.0;
+                let m = &marks[i * 10..i * 10 + 10];
+                let landmarks =
+                    std::array::from_fn(|k| [bw * m[k] + b.x1 - 1.0, bh * m[k + 5] + b.y1 - 1.0]);
+                let r = [reg[i * 4], reg[i * 4 + 1], reg[i * 4 + 2], reg[i * 4 + 3]];
+                faces.push(Detection {
+                    bbox: b.regress(r, true),
+                    landmarks,
+                });
+            }
+        }
+        let boxes: Vec<BBox> = faces.iter().map(|f| f.bbox).collect();
+        let keep = nms(&boxes, 0.7, Overlap::Min);
+        Ok(keep.into_iter().map(|i| faces[i].clone()).collect())
+    }
+
+    /// Cuts each (truncated) box out of the image, zero-padding outside it, resizes it to
+    /// `side` x `side` and packs the batch as `[N, side, side, 3]` with width and height swapped.
+    fn crops(&mut self, image: &RgbImage, boxes: &[BBox], side: usize) -> Result<Array4<f32>> {
+        let mut tensor = Array4::<f32>::zeros((boxes.len(), side, side, 3));
+        let per_crop = side * side * 3;
+        let data = tensor.as_slice_mut().unwrap_or_default();
+        for (i, b) in boxes.iter().enumerate() {
+            let crop = padded_crop(image, b);
+            let (cw, ch) = crop.dimensions();
+            let pixels = self
+                .resizer
+                .resize(crop.as_raw(), cw, ch, side as u32, side as u32)?;
+            write_swapped(
+                &pixels,
+                side,
+                side,
+                self.norm,
+                &mut data[i * per_crop..(i + 1) * per_crop],
+            );
+        }
+        Ok(tensor)
+    }
+}
+
+/// Copies the box `(x1-1 ..= x2-1, y1-1 ..= y2-1)` (the original code's 1-based crop) out of the
+/// image; pixels outside the image are black.
+fn padded_crop(image: &RgbImage, b: &BBox) -> RgbImage {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let (x0, y0) = (b.x1 as i64 - 1, b.y1 as i64 - 1);
+    let cw = ((b.x2 - b.x1) as i64 + 1).clamp(1, 8192);
+    let ch = ((b.y2 - b.y1) as i64 + 1).clamp(1, 8192);
+    let mut crop = RgbImage::new(cw as u32, ch as u32);
+    let (sx0, sx1) = (x0.max(0), (x0 + cw).min(w));
+    let (sy0, sy1) = (y0.max(0), (y0 + ch).min(h));
+    if sx0 >= sx1 || sy0 >= sy1 {
+        return crop;
+    }
+    let row_bytes = ((sx1 - sx0) * 3) as usize;
+    let src = image.as_raw();
+    let dst_stride = (cw * 3) as usize;
+    let dst = &mut *crop;
+    for y in sy0..sy1 {
+        let s = ((y * w + sx0) * 3) as usize;
+        let d = (y - y0) as usize * dst_stride + ((sx0 - x0) * 3) as usize;
+        dst[d..d + row_bytes].copy_from_slice(&src[s..s + row_bytes]);
+    }
+    crop
+}
+
+/// Writes packed RGB8 (`width` x `height`, row-major) into a `[width, height, 3]` float slice,
+/// normalised: element `(x, y, c)` is pixel `(x, y)` channel `c`.
+fn write_swapped(pixels: &[u8], width: usize, height: usize, norm: Normalisation, out: &mut [f32]) {
+    for y in 0..height {
+        let row = &pixels[y * width * 3..(y + 1) * width * 3];
+        for x in 0..width {
+            let o = (x * height + y) * 3;
+            for c in 0..3 {
+                out[o + c] = (row[x * 3 + c] as f32 - norm.mean) * norm.scale;
+            }
+        }
+    }
+}
+
+/// Turns the P-Net maps of one pyramid level into boxes in original-image pixels, each with its
+/// regression offsets (applied after cross-scale NMS).
+fn pnet_boxes(
+    reg: &ArrayD<f32>,
+    prob: &ArrayD<f32>,
+    scale: f32,
+    threshold: f32,
+) -> Result<Vec<(BBox, [f32; 4])>> {
+    const STRIDE: f32 = 2.0;
+    const CELL: f32 = 12.0;
+    let (rs, ps) = (reg.shape(), prob.shape());
+    if rs.len() != 4
+        || ps.len() != 4
+        || rs[3] != 4
+        || ps[3] != 2
+        || rs[1] != ps[1]
+        || rs[2] != ps[2]
+    {
+        bail!(
+            "P-Net returned unexpected shapes {rs:?} and {ps:?}; the model does not match facegate"
+        );
+    }
+    let mut boxes = Vec::new();
+    for x in 0..ps[1] {
+        for y in 0..ps[2] {
+            let score = prob[[0, x, y, 1]];
+            if score < threshold {
+                continue;
+            }
+            let (fx, fy) = (x as f32, y as f32);
+            let bbox = BBox {
+                x1: ((STRIDE * fx + 1.0) / scale).trunc(),
+                y1: ((STRIDE * fy + 1.0) / scale).trunc(),
+                x2: ((STRIDE * fx + CELL) / scale).trunc(),
+                y2: ((STRIDE * fy + CELL) / scale).trunc(),
+                score,
+            };
+            boxes.push((
+                bbox,
+                [
+                    reg[[0, x, y, 0]],
+                    reg[[0, x, y, 1]],
+                    reg[[0, x, y, 2]],
+                    reg[[0, x, y, 3]],
+                ],
+            ));
+        }
+    }
+    Ok(boxes)
+}
+
+/// Flattens a `[N, k]` output into a contiguous slice, checking the row width.
+fn rows(output: &ArrayD<f32>, k: usize) -> Result<&[f32]> {
+    let shape = output.shape();
+    if shape.len() != 2 || shape[1] != k {
+        bail!(
+            "network returned shape {shape:?}, expected [N, {k}]; the model does not match facegate"
+        );
+    }
+    output
+        .as_slice()
+        .ok_or_else(|| anyhow::anyhow!("network output is not contiguous"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyramid_stops_before_faces_smaller_than_a_cell() {
+        let p = DetectorParams {
+            min_face: 40.0,
+            ..DetectorParams::default()
+        };
+        let scales = pyramid_scales(480, &p);
+        assert!((scales[0] - 0.3).abs() < 1e-6);
+        assert!(scales.iter().all(|s| 480.0 * s >= 12.0));
+        assert!(480.0 * scales.last().unwrap() * p.factor < 12.0);
+        assert!(pyramid_scales(10, &p).is_empty());
+    }
+
+    #[test]
+    fn swapped_layout_puts_x_before_y() {
+        // 2x1 image: pixel (0,0) red, pixel (1,0) green.
+        let pixels = [255, 0, 0, 0, 255, 0];
+        let mut out = [0.0f32; 6];
+        write_swapped(
+            &pixels,
+            2,
+            1,
+            Normalisation {
+                mean: 0.0,
+                scale: 1.0,
+            },
+            &mut out,
+        );
+        assert_eq!(out, [255.0, 0.0, 0.0, 0.0, 255.0, 0.0]);
+        let pixels = [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]; // 2x2: (0,0)=1 (1,0)=2 (0,1)=3 (1,1)=4
+        let mut out = [0.0f32; 12];
+        write_swapped(
+            &pixels,
+            2,
+            2,
+            Normalisation {
+                mean: 0.0,
+                scale: 1.0,
+            },
+            &mut out,
+        );
+        // Order is x-major: (0,0), (0,1), (1,0), (1,1).
+        assert_eq!([out[0], out[3], out[6], out[9]], [1.0, 3.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn padded_crop_fills_outside_with_black() {
+        let mut image = RgbImage::new(4, 4);
+        image.pixels_mut().for_each(|p| *p = image::Rgb([9, 9, 9]));
+        // Box (0,0)-(3,3) in 1-based terms starts one pixel left of and above the image.
+        let crop = padded_crop(
+            &image,
+            &BBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 3.0,
+                y2: 3.0,
+                score: 1.0,
+            },
+        );
+        assert_eq!(crop.dimensions(), (4, 4));
+        assert_eq!(crop.get_pixel(0, 0).0, [0, 0, 0]);
+        assert_eq!(crop.get_pixel(1, 1).0, [9, 9, 9]);
+        let outside = padded_crop(
+            &image,
+            &BBox {
+                x1: 50.0,
+                y1: 50.0,
+                x2: 60.0,
+                y2: 60.0,
+                score: 1.0,
+            },
+        );
+        assert!(outside.pixels().all(|p| p.0 == [0, 0, 0]));
+    }
+
+    #[test]
+    fn params_validation_names_the_key() {
+        let bad = DetectorParams {
+            factor: 1.2,
+            ..DetectorParams::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("detector.factor")
+        );
+        assert!(DetectorParams::default().validate().is_ok());
+    }
+}

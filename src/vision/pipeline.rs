@@ -1,0 +1,149 @@
+//! The face pipeline: detect -> crop (aligned or square) -> embed, with per-stage timings.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+use serde::Serialize;
+
+use super::align::{CropMethod, align_face, square_crop};
+use super::embed::{Embedder, Embedding};
+use super::models::{Manifest, ModelEntry, Role, Variant};
+use super::mtcnn::{Detection, DetectorParams, Mtcnn, Normalisation, StageTimes};
+use super::runtime::{Runtime, SingleInputModel};
+
+/// A detected face and its embedding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    pub detection: Detection,
+    #[serde(skip)]
+    pub embedding: Embedding,
+}
+
+/// Milliseconds spent in each stage for one image.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    pub detect: StageTimes,
+    pub align_ms: f64,
+    pub embed_ms: f64,
+}
+
+/// What the pipeline needs to know besides the models.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub variant: Variant,
+    pub detector: DetectorParams,
+    pub crop: CropMethod,
+}
+
+/// Detector and embedder loaded from the manifest, ready to run.
+pub struct FacePipeline {
+    detector: Mtcnn,
+    embedder: Embedder,
+    options: PipelineOptions,
+    embedder_entry: ModelEntry,
+}
+
+fn load_model(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    entry: &ModelEntry,
+) -> Result<SingleInputModel> {
+    let bytes = manifest.read_verified(entry)?;
+    let session = runtime.session(&entry.id, &bytes)?;
+    SingleInputModel::new(&entry.id, session, &entry.input.name, &entry.output_names())
+}
+
+impl FacePipeline {
+    /// Loads the four models of `options.variant`, verifying each file's SHA-256.
+    pub fn load(
+        runtime: &Runtime,
+        manifest: &Manifest,
+        options: PipelineOptions,
+    ) -> Result<FacePipeline> {
+        options.detector.validate()?;
+        let variant = options.variant;
+        let pnet = manifest.entry(Role::Pnet, variant)?;
+        let norm = Normalisation::from(&pnet.input);
+        let detector = Mtcnn::new(
+            load_model(runtime, manifest, pnet)?,
+            load_model(runtime, manifest, manifest.entry(Role::Rnet, variant)?)?,
+            load_model(runtime, manifest, manifest.entry(Role::Onet, variant)?)?,
+            norm,
+        );
+        let entry = manifest.entry(Role::Embedder, variant)?.clone();
+        let dim = entry
+            .dim
+            .with_context(|| format!("manifest entry {} has no `dim`", entry.id))?;
+        let embedder = Embedder::new(
+            load_model(runtime, manifest, &entry)?,
+            Normalisation::from(&entry.input),
+            dim,
+        );
+        Ok(FacePipeline {
+            detector,
+            embedder,
+            options,
+            embedder_entry: entry,
+        })
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
+    /// The embedder's manifest entry (its id goes with stored templates; its threshold is the default).
+    pub fn embedder_entry(&self) -> &ModelEntry {
+        &self.embedder_entry
+    }
+
+    pub fn detector_params_mut(&mut self) -> &mut DetectorParams {
+        &mut self.options.detector
+    }
+
+    /// Detects faces only.
+    pub fn detect(&mut self, image: &RgbImage) -> Result<(Vec<Detection>, StageTimes)> {
+        self.detector.detect(image, &self.options.detector)
+    }
+
+    /// Cuts out the 112x112 crop the embedder sees for one detection.
+    pub fn crop(&self, image: &RgbImage, detection: &Detection) -> RgbImage {
+        match self.options.crop {
+            CropMethod::Aligned => align_face(image, &detection.landmarks)
+                .unwrap_or_else(|| square_crop(image, &detection.bbox)),
+            CropMethod::Square => square_crop(image, &detection.bbox),
+        }
+    }
+
+    /// Embeds ready-made 112x112 crops (e.g. face chips that need no detection).
+    pub fn embed_crops(&mut self, crops: &[RgbImage]) -> Result<Vec<Embedding>> {
+        self.embedder.embed(crops)
+    }
+
+    /// Detects every face, crops and embeds them all in one batch.
+    pub fn analyse(&mut self, image: &RgbImage) -> Result<(Vec<Face>, Timings)> {
+        let (detections, detect) = self.detect(image)?;
+        let t = Instant::now();
+        let crops: Vec<RgbImage> = detections.iter().map(|d| self.crop(image, d)).collect();
+        let align_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let embeddings = self.embedder.embed(&crops)?;
+        let embed_ms = t.elapsed().as_secs_f64() * 1e3;
+        let faces = detections
+            .into_iter()
+            .zip(embeddings)
+            .map(|(detection, embedding)| Face {
+                detection,
+                embedding,
+            })
+            .collect();
+        Ok((
+            faces,
+            Timings {
+                detect,
+                align_ms,
+                embed_ms,
+            },
+        ))
+    }
+}
