@@ -42,25 +42,16 @@ pub struct MatchingConfig {
 
 impl Default for MatchingConfig {
     fn default() -> Self {
-        MatchingConfig {
-            threshold: None,
-            margin: 0.05,
-            crop: CropMethod::Aligned,
-        }
+        MatchingConfig { threshold: None, margin: 0.05, crop: CropMethod::Aligned }
     }
 }
 
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read config file {}; check the path given to --config",
-                path.display()
-            )
-        })?;
-        let config = Config::parse(&text)
-            .with_context(|| format!("config file {} is invalid", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}; check the path given to --config", path.display()))?;
+        let config = Config::parse(&text).with_context(|| format!("config file {} is invalid", path.display()))?;
         Ok(config)
     }
 
@@ -78,25 +69,16 @@ impl Config {
             bail!("matching.threshold must be a cosine similarity between -1 and 1 (got {t})");
         }
         if !(0.0..=1.0).contains(&self.matching.margin) {
-            bail!(
-                "matching.margin must be between 0 and 1 (got {})",
-                self.matching.margin
-            );
+            bail!("matching.margin must be between 0 and 1 (got {})", self.matching.margin);
         }
         if self.runtime.intra_threads == 0 || self.runtime.intra_threads > 64 {
-            bail!(
-                "runtime.intra_threads must be between 1 and 64 (got {})",
-                self.runtime.intra_threads
-            );
+            bail!("runtime.intra_threads must be between 1 and 64 (got {})", self.runtime.intra_threads);
         }
         Ok(())
     }
 
     pub fn models_dir(&self) -> PathBuf {
-        self.models
-            .dir
-            .clone()
-            .unwrap_or_else(crate::paths::default_models_dir)
+        self.models.dir.clone().unwrap_or_else(crate::paths::default_models_dir)
     }
 }
 
@@ -111,26 +93,20 @@ mod tests {
 
     #[test]
     fn unknown_key_and_bad_values_are_named() {
-        let err = format!(
-            "{:#}",
-            Config::parse("[detector]\nmin_fase = 30\n").unwrap_err()
-        );
+        let err = format!("{:#}", Config::parse("[detector]\nmin_fase = 30\n").unwrap_err());
         assert!(err.contains("min_fase"), "{err}");
-        let err = format!(
-            "{:#}",
-            Config::parse("[matching]\nthreshold = 3.0\n").unwrap_err()
-        );
+        let err = format!("{:#}", Config::parse("[matching]\nthreshold = 3.0\n").unwrap_err());
         assert!(err.contains("matching.threshold"), "{err}");
-        let err = format!(
-            "{:#}",
-            Config::parse("[models]\nvariant = \"fp16\"\n").unwrap_err()
-        );
+        let err = format!("{:#}", Config::parse("[models]\nvariant = \"fp16\"\n").unwrap_err());
         assert!(err.contains("fp16") || err.contains("variant"), "{err}");
     }
 
     #[test]
     fn values_are_read() {
-        let c = Config::parse("[runtime]\nintra_threads = 2\n[models]\nvariant = \"int8\"\n[matching]\ncrop = \"square\"\n").unwrap();
+        let c = Config::parse(
+            "[runtime]\nintra_threads = 2\n[models]\nvariant = \"int8\"\n[matching]\ncrop = \"square\"\n",
+        )
+        .unwrap();
         assert_eq!(c.runtime.intra_threads, 2);
         assert_eq!(c.models.variant, Variant::Int8);
         assert_eq!(c.matching.crop, CropMethod::Square);

@@ -39,23 +39,14 @@ impl Engine {
             threshold: config.matching.threshold.unwrap_or(default_threshold),
             margin: config.matching.margin,
         };
-        Ok(Engine {
-            runtime,
-            manifest,
-            pipeline,
-            policy,
-        })
+        Ok(Engine { runtime, manifest, pipeline, policy })
     }
 
     /// Identifies the embedder, so galleries refuse templates from another model.
     pub fn template_model(&self) -> TemplateModel {
         let entry = self.pipeline.embedder_entry();
         TemplateModel {
-            id: format!(
-                "{}@{}",
-                entry.id,
-                &entry.sha256[..entry.sha256.len().min(12)]
-            ),
+            id: format!("{}@{}", entry.id, &entry.sha256[..entry.sha256.len().min(12)]),
             dim: entry.dim.unwrap_or(0),
         }
     }

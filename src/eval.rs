@@ -52,10 +52,7 @@ pub fn accuracy_at(pairs: &[ScoredPair], threshold: f32) -> f64 {
     if pairs.is_empty() {
         return f64::NAN;
     }
-    let right = pairs
-        .iter()
-        .filter(|p| (score(p) >= threshold) == p.same)
-        .count();
+    let right = pairs.iter().filter(|p| (score(p) >= threshold) == p.same).count();
     right as f64 / pairs.len() as f64
 }
 
@@ -106,14 +103,8 @@ pub fn roc_curve(pairs: &[ScoredPair]) -> Vec<(f64, f64)> {
 pub fn verification_report(pairs: &[ScoredPair], threshold: f32) -> VerificationReport {
     let same = pairs.iter().filter(|p| p.same).count();
     let different = pairs.len() - same;
-    let accepted_same = pairs
-        .iter()
-        .filter(|p| p.same && score(p) >= threshold)
-        .count();
-    let accepted_different = pairs
-        .iter()
-        .filter(|p| !p.same && score(p) >= threshold)
-        .count();
+    let accepted_same = pairs.iter().filter(|p| p.same && score(p) >= threshold).count();
+    let accepted_different = pairs.iter().filter(|p| !p.same && score(p) >= threshold).count();
     let mut candidates: Vec<f32> = pairs.iter().filter_map(|p| p.similarity).collect();
     candidates.sort_by(f32::total_cmp);
     candidates.dedup();
@@ -136,10 +127,7 @@ pub fn verification_report(pairs: &[ScoredPair], threshold: f32) -> Verification
         false_accept_rate: accepted_different as f64 / different.max(1) as f64,
         best_threshold: best.0,
         best_accuracy: best.1,
-        tar_at_far: [0.01, 0.001]
-            .iter()
-            .filter_map(|&f| tar_at_far(pairs, f))
-            .collect(),
+        tar_at_far: [0.01, 0.001].iter().filter_map(|&f| tar_at_far(pairs, f)).collect(),
         roc: roc_curve(pairs),
     }
 }
@@ -149,10 +137,7 @@ mod tests {
     use super::*;
 
     fn p(similarity: f32, same: bool) -> ScoredPair {
-        ScoredPair {
-            similarity: Some(similarity),
-            same,
-        }
+        ScoredPair { similarity: Some(similarity), same }
     }
 
     #[test]
@@ -166,17 +151,8 @@ mod tests {
 
     #[test]
     fn lost_pairs_reject_and_are_counted() {
-        let pairs = [
-            ScoredPair {
-                similarity: None,
-                same: true,
-            },
-            ScoredPair {
-                similarity: None,
-                same: false,
-            },
-            p(0.9, true),
-        ];
+        let pairs =
+            [ScoredPair { similarity: None, same: true }, ScoredPair { similarity: None, same: false }, p(0.9, true)];
         let r = verification_report(&pairs, 0.5);
         assert_eq!(r.lost_pairs, 2);
         assert!((r.accuracy - 2.0 / 3.0).abs() < 1e-9);

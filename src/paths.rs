@@ -15,10 +15,7 @@ pub fn default_models_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let mut candidates = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
         candidates.push(exe_dir.join("models"));
         candidates.push(exe_dir.join("../share/facegate/models"));
     }

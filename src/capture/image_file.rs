@@ -16,23 +16,13 @@ pub const MAX_DECODE_BYTES: u64 = 768 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageFileError {
     #[error("{path}: cannot read the file ({source}); check the path and permissions")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{path}: the file is empty (0 bytes); re-copy or re-export the photo")]
     Empty { path: String },
     #[error("{path}: not an image in a format facegate reads (JPEG, PNG, BMP, GIF, TIFF, WebP)")]
     NotAnImage { path: String },
-    #[error(
-        "{path}: the image is {width}x{height}, larger than facegate accepts ({max}x{max}); downscale it first"
-    )]
-    TooLarge {
-        path: String,
-        width: u32,
-        height: u32,
-        max: u32,
-    },
+    #[error("{path}: the image is {width}x{height}, larger than facegate accepts ({max}x{max}); downscale it first")]
+    TooLarge { path: String, width: u32, height: u32, max: u32 },
     #[error("{path}: the image is corrupt or truncated ({detail}); re-copy or re-export the photo")]
     Corrupt { path: String, detail: String },
 }
@@ -51,47 +41,30 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageFileError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| ImageFileError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        .map_err(|source| ImageFileError::Io { path: shown.clone(), source })?;
     decode_rgb(&bytes, &shown)
 }
 
 /// Decodes image bytes (named `name` in errors) into upright 8-bit RGB.
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageFileError> {
     if bytes.is_empty() {
-        return Err(ImageFileError::Empty {
-            path: name.to_string(),
-        });
+        return Err(ImageFileError::Empty { path: name.to_string() });
     }
     let path = || name.to_string();
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| ImageFileError::Corrupt {
-            path: path(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| ImageFileError::Corrupt { path: path(), detail: e.to_string() })?;
     if reader.format().is_none() {
         return Err(ImageFileError::NotAnImage { path: path() });
     }
     let mut decoder = reader.into_decoder().map_err(|e| classify(e, name))?;
     let (width, height) = decoder.dimensions();
     if width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(ImageFileError::TooLarge {
-            path: path(),
-            width,
-            height,
-            max: MAX_DIMENSION,
-        });
+        return Err(ImageFileError::TooLarge { path: path(), width, height, max: MAX_DIMENSION });
     }
-    decoder
-        .set_limits(limits())
-        .map_err(|e| classify(e, name))?;
+    decoder.set_limits(limits()).map_err(|e| classify(e, name))?;
     // A missing or unreadable EXIF block is normal (most PNGs); it just means "upright".
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, name))?;
     image.apply_orientation(orientation);
     Ok(match image {
@@ -104,25 +77,14 @@ fn classify(error: image::ImageError, name: &str) -> ImageFileError {
     use image::ImageError as E;
     use image::error::LimitErrorKind;
     match error {
-        E::Unsupported(_) => ImageFileError::NotAnImage {
-            path: name.to_string(),
-        },
+        E::Unsupported(_) => ImageFileError::NotAnImage { path: name.to_string() },
         E::Limits(ref limit) => match limit.kind() {
-            LimitErrorKind::DimensionError => ImageFileError::TooLarge {
-                path: name.to_string(),
-                width: 0,
-                height: 0,
-                max: MAX_DIMENSION,
-            },
-            _ => ImageFileError::Corrupt {
-                path: name.to_string(),
-                detail: format!("{error}: needs too much memory"),
-            },
+            LimitErrorKind::DimensionError => {
+                ImageFileError::TooLarge { path: name.to_string(), width: 0, height: 0, max: MAX_DIMENSION }
+            }
+            _ => ImageFileError::Corrupt { path: name.to_string(), detail: format!("{error}: needs too much memory") },
         },
-        other => ImageFileError::Corrupt {
-            path: name.to_string(),
-            detail: other.to_string(),
-        },
+        other => ImageFileError::Corrupt { path: name.to_string(), detail: other.to_string() },
     }
 }
 
@@ -138,10 +100,7 @@ mod tests {
 
     #[test]
     fn empty_and_text_files_get_distinct_clear_errors() {
-        assert!(matches!(
-            decode_rgb(b"", "a.jpg"),
-            Err(ImageFileError::Empty { .. })
-        ));
+        assert!(matches!(decode_rgb(b"", "a.jpg"), Err(ImageFileError::Empty { .. })));
         let err = decode_rgb(b"hello, I am text pretending to be a jpeg", "b.jpg").unwrap_err();
         assert!(matches!(err, ImageFileError::NotAnImage { .. }), "{err}");
     }
@@ -152,37 +111,15 @@ mod tests {
         let rgb = decode_rgb(&png_bytes(grey), "g.png").unwrap();
         assert_eq!(rgb.dimensions(), (5, 4));
         assert_eq!(rgb.get_pixel(0, 0).0, [77, 77, 77]);
-        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
-            3,
-            3,
-            image::Rgb([65535u16, 0, 32896]),
-        ));
-        assert_eq!(
-            decode_rgb(&png_bytes(deep), "d.png")
-                .unwrap()
-                .get_pixel(1, 1)
-                .0,
-            [255, 0, 128]
-        );
-        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
-            2,
-            2,
-            image::Rgba([1, 2, 3, 0]),
-        ));
-        assert_eq!(
-            decode_rgb(&png_bytes(rgba), "a.png")
-                .unwrap()
-                .get_pixel(0, 0)
-                .0,
-            [1, 2, 3]
-        );
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(3, 3, image::Rgb([65535u16, 0, 32896])));
+        assert_eq!(decode_rgb(&png_bytes(deep), "d.png").unwrap().get_pixel(1, 1).0, [255, 0, 128]);
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([1, 2, 3, 0])));
+        assert_eq!(decode_rgb(&png_bytes(rgba), "a.png").unwrap().get_pixel(0, 0).0, [1, 2, 3]);
     }
 
     #[test]
     fn truncated_png_is_corrupt_not_a_panic() {
-        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
-            image::Rgb([x as u8, y as u8, 3])
-        }));
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 3])));
         let bytes = png_bytes(image);
         let err = decode_rgb(&bytes[..bytes.len() / 2], "t.png").unwrap_err();
         assert!(matches!(err, ImageFileError::Corrupt { .. }), "{err}");
@@ -190,9 +127,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = load_rgb(Path::new("/definitely/not/here.jpg"))
-            .unwrap_err()
-            .to_string();
+        let err = load_rgb(Path::new("/definitely/not/here.jpg")).unwrap_err().to_string();
         assert!(err.contains("/definitely/not/here.jpg"), "{err}");
     }
 }

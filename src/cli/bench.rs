@@ -83,18 +83,10 @@ struct BenchReport {
 pub fn fit_frame(image: &RgbImage) -> RgbImage {
     let (w, h) = image.dimensions();
     let ratio = (640.0 / w as f32).min(480.0 / h as f32);
-    let (nw, nh) = (
-        ((w as f32 * ratio) as u32).max(1),
-        ((h as f32 * ratio) as u32).max(1),
-    );
+    let (nw, nh) = (((w as f32 * ratio) as u32).max(1), ((h as f32 * ratio) as u32).max(1));
     let resized = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
     let mut frame = RgbImage::new(640, 480);
-    image::imageops::replace(
-        &mut frame,
-        &resized,
-        ((640 - nw) / 2) as i64,
-        ((480 - nh) / 2) as i64,
-    );
+    image::imageops::replace(&mut frame, &resized, ((640 - nw) / 2) as i64, ((480 - nh) / 2) as i64);
     frame
 }
 
@@ -134,34 +126,16 @@ fn bench_frame(
     for i in 0..iterations + 3 {
         let start = Instant::now();
         let (detections, stages) = pipeline.detect(frame)?;
-        let (crops, align_ms) = time_ms(|| {
-            detections
-                .iter()
-                .map(|d| pipeline.crop(frame, d))
-                .collect::<Vec<_>>()
-        });
+        let (crops, align_ms) = time_ms(|| detections.iter().map(|d| pipeline.crop(frame, d)).collect::<Vec<_>>());
         let (embeddings, embed_ms) = time_ms(|| pipeline.embed_crops(&crops));
         let embeddings = embeddings?;
-        let (_, match_ms) = time_ms(|| {
-            embeddings
-                .iter()
-                .map(|e| matcher.identify(e, policy))
-                .collect::<Vec<_>>()
-        });
+        let (_, match_ms) = time_ms(|| embeddings.iter().map(|e| matcher.identify(e, policy)).collect::<Vec<_>>());
         let total = start.elapsed().as_secs_f64() * 1e3;
         faces = detections.len();
         if i >= 3 {
-            for (k, v) in [
-                stages.pnet_ms,
-                stages.rnet_ms,
-                stages.onet_ms,
-                align_ms,
-                embed_ms,
-                match_ms,
-                total,
-            ]
-            .into_iter()
-            .enumerate()
+            for (k, v) in [stages.pnet_ms, stages.rnet_ms, stages.onet_ms, align_ms, embed_ms, match_ms, total]
+                .into_iter()
+                .enumerate()
             {
                 samples[k].push(v);
             }
@@ -172,35 +146,17 @@ fn bench_frame(
 
 pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     let fixtures = crate::paths::project_root().join("tests/fixtures");
-    let face_path = args
-        .face
-        .clone()
-        .unwrap_or_else(|| fixtures.join(super::demo::BENCH_FACE));
-    let group_path = args
-        .group
-        .clone()
-        .unwrap_or_else(|| fixtures.join(super::demo::BENCH_GROUP));
+    let face_path = args.face.clone().unwrap_or_else(|| fixtures.join(super::demo::BENCH_FACE));
+    let group_path = args.group.clone().unwrap_or_else(|| fixtures.join(super::demo::BENCH_GROUP));
     let frames = [
-        (
-            "one face",
-            fit_frame(&load_rgb(&face_path).with_context(|| "bench --face")?),
-        ),
-        (
-            "group",
-            fit_frame(&load_rgb(&group_path).with_context(|| "bench --group")?),
-        ),
+        ("one face", fit_frame(&load_rgb(&face_path).with_context(|| "bench --face")?)),
+        ("group", fit_frame(&load_rgb(&group_path).with_context(|| "bench --group")?)),
     ];
     let mut runtime = Runtime::load(config.runtime.clone())?;
     let manifest = Manifest::load(&config.models_dir())?;
-    let dim = manifest
-        .entry(crate::vision::models::Role::Embedder, Variant::Fp32)?
-        .dim
-        .unwrap_or(192);
+    let dim = manifest.entry(crate::vision::models::Role::Embedder, Variant::Fp32)?.dim.unwrap_or(192);
     let gallery_10k = Matcher::new(dim, &synthetic_people(10_000, dim));
-    let policy = MatchPolicy {
-        threshold: config.matching.threshold.unwrap_or(0.5),
-        margin: config.matching.margin,
-    };
+    let policy = MatchPolicy { threshold: config.matching.threshold.unwrap_or(0.5), margin: config.matching.margin };
     let mut pipeline_figures = Vec::new();
     let mut rss_models = 0.0;
     for variant_name in &args.variants {
@@ -213,20 +169,10 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
             runtime.set_intra_threads(threads);
             let mut detector = config.detector.clone();
             detector.min_face = args.detect_min_face;
-            let options = PipelineOptions {
-                variant,
-                detector,
-                crop: config.matching.crop,
-            };
+            let options = PipelineOptions { variant, detector, crop: config.matching.crop };
             let mut pipeline = FacePipeline::load(&runtime, &manifest, options)?;
             for (name, frame) in &frames {
-                let (s, faces) = bench_frame(
-                    &mut pipeline,
-                    frame,
-                    &gallery_10k,
-                    &policy,
-                    args.iterations.max(1),
-                )?;
+                let (s, faces) = bench_frame(&mut pipeline, frame, &gallery_10k, &policy, args.iterations.max(1))?;
                 pipeline_figures.push(PipelineFigures {
                     frame: name.to_string(),
                     variant: variant.to_string(),
@@ -251,13 +197,9 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     let mut identify = Vec::new();
     for &size in &args.gallery_sizes {
         let matcher = Matcher::new(dim, &synthetic_people(size, dim));
-        let samples: Vec<f64> = (0..args.iterations.max(5))
-            .map(|_| time_ms(|| matcher.identify(&probe, &policy)).1)
-            .collect();
-        identify.push(IdentifyFigures {
-            templates: size,
-            median_ms: median(&samples),
-        });
+        let samples: Vec<f64> =
+            (0..args.iterations.max(5)).map(|_| time_ms(|| matcher.identify(&probe, &policy)).1).collect();
+        identify.push(IdentifyFigures { templates: size, median_ms: median(&samples) });
     }
     let report = BenchReport {
         iterations: args.iterations,
@@ -276,23 +218,10 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
 }
 
 fn print_report(r: &BenchReport) {
-    println!(
-        "facegate bench: medians of {} runs, min face {} px, 640x480 frames",
-        r.iterations, r.detect_min_face
-    );
+    println!("facegate bench: medians of {} runs, min face {} px, 640x480 frames", r.iterations, r.detect_min_face);
     println!(
         "{:<9} {:<5} {:>3} {:>5} | {:>8} {:>7} {:>7} {:>6} {:>7} {:>9} | {:>8}",
-        "frame",
-        "model",
-        "thr",
-        "faces",
-        "pyr+PNet",
-        "R-Net",
-        "O-Net",
-        "align",
-        "embed",
-        "match10k",
-        "total"
+        "frame", "model", "thr", "faces", "pyr+PNet", "R-Net", "O-Net", "align", "embed", "match10k", "total"
     );
     for p in &r.pipeline {
         println!(
@@ -312,19 +241,10 @@ fn print_report(r: &BenchReport) {
     }
     println!("(all times in ms; total = detect + align + embed + identify in a 10k gallery)");
     for i in &r.identify {
-        println!(
-            "identify in {:>7} templates: {:.3} ms",
-            i.templates, i.median_ms
-        );
+        println!("identify in {:>7} templates: {:.3} ms", i.templates, i.median_ms);
     }
-    println!(
-        "peak RSS with models loaded and frames run: {:.0} MiB",
-        r.peak_rss_mib_models_loaded
-    );
-    println!(
-        "peak RSS at the end (after the largest synthetic gallery): {:.0} MiB",
-        r.peak_rss_mib_end
-    );
+    println!("peak RSS with models loaded and frames run: {:.0} MiB", r.peak_rss_mib_models_loaded);
+    println!("peak RSS at the end (after the largest synthetic gallery): {:.0} MiB", r.peak_rss_mib_end);
 }
 
 #[cfg(test)]

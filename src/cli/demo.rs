@@ -39,9 +39,7 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
-    let fixtures = args
-        .fixtures
-        .unwrap_or_else(|| crate::paths::project_root().join("tests/fixtures"));
+    let fixtures = args.fixtures.unwrap_or_else(|| crate::paths::project_root().join("tests/fixtures"));
     let faces_dir = fixtures.join("faces");
     if !faces_dir.is_dir() {
         bail!(
@@ -50,11 +48,7 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
         );
     }
     let mut engine = Engine::open(config)?;
-    println!(
-        "facegate demo: ONNX Runtime {} from {}",
-        engine.runtime.version(),
-        engine.runtime.library().display()
-    );
+    println!("facegate demo: ONNX Runtime {} from {}", engine.runtime.version(), engine.runtime.library().display());
     println!(
         "models: {} ({}), match threshold {:.2}",
         engine.template_model().id,
@@ -64,16 +58,11 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
 
     let mut people = Vec::new();
     let mut probes = Vec::new();
-    let mut person_dirs: Vec<PathBuf> = std::fs::read_dir(&faces_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut person_dirs: Vec<PathBuf> =
+        std::fs::read_dir(&faces_dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     person_dirs.sort();
     for dir in person_dirs {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let photos = images_in(&dir)?;
         let Some((first, rest)) = photos.split_first() else {
             continue;
@@ -81,10 +70,7 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
         match engine.single_face(first) {
             Ok(face) => {
                 println!("enrolled {name:<16} from {}", first.display());
-                people.push(Person {
-                    name: name.clone(),
-                    templates: vec![face.embedding],
-                });
+                people.push(Person { name: name.clone(), templates: vec![face.embedding] });
                 probes.extend(rest.iter().map(|p| (p.clone(), Some(name.clone()))));
             }
             Err(e) => println!("could not enroll {name}: {e:#}"),
@@ -106,35 +92,21 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
                 continue;
             }
         };
-        let results: Vec<Identification> = faces
-            .iter()
-            .map(|f| matcher.identify(&f.embedding, &engine.policy))
-            .collect();
+        let results: Vec<Identification> =
+            faces.iter().map(|f| matcher.identify(&f.embedding, &engine.policy)).collect();
         totals.push(t.elapsed().as_secs_f64() * 1e3);
         let names: Vec<String> = results
             .iter()
             .map(|r| match r {
-                Identification::Match {
-                    person, similarity, ..
-                } => format!("{person} ({similarity:.2})"),
+                Identification::Match { person, similarity, .. } => format!("{person} ({similarity:.2})"),
                 Identification::Unknown { similarity, .. } => {
                     format!("unknown (best {similarity:.2})")
                 }
             })
             .collect();
-        println!(
-            "{}: {}",
-            path.display(),
-            if names.is_empty() {
-                "no face".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
+        println!("{}: {}", path.display(), if names.is_empty() { "no face".to_string() } else { names.join(", ") });
         if let Some(expected) = expected {
-            let hit = results
-                .iter()
-                .any(|r| matches!(r, Identification::Match { person, .. } if person == expected));
+            let hit = results.iter().any(|r| matches!(r, Identification::Match { person, .. } if person == expected));
             if hit { correct += 1 } else { wrong += 1 }
         }
     }

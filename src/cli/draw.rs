@@ -12,12 +12,7 @@ pub fn draw_detections(image: &RgbImage, detections: &[Detection]) -> RgbImage {
     let mut out = image.clone();
     let thickness = ((image.width().max(image.height()) / 400) as i64).max(2);
     for d in detections {
-        let (x1, y1, x2, y2) = (
-            d.bbox.x1 as i64,
-            d.bbox.y1 as i64,
-            d.bbox.x2 as i64,
-            d.bbox.y2 as i64,
-        );
+        let (x1, y1, x2, y2) = (d.bbox.x1 as i64, d.bbox.y1 as i64, d.bbox.x2 as i64, d.bbox.y2 as i64);
         for t in 0..thickness {
             for x in x1..=x2 {
                 put(&mut out, x, y1 + t, BOX);
@@ -54,20 +49,8 @@ mod tests {
     fn draws_inside_and_clips_outside() {
         let image = RgbImage::new(50, 50);
         let d = Detection {
-            bbox: BBox {
-                x1: 10.0,
-                y1: 10.0,
-                x2: 60.0,
-                y2: 30.0,
-                score: 1.0,
-            },
-            landmarks: [
-                [20.0, 20.0],
-                [-5.0, 0.0],
-                [25.0, 25.0],
-                [20.0, 28.0],
-                [30.0, 28.0],
-            ],
+            bbox: BBox { x1: 10.0, y1: 10.0, x2: 60.0, y2: 30.0, score: 1.0 },
+            landmarks: [[20.0, 20.0], [-5.0, 0.0], [25.0, 25.0], [20.0, 28.0], [30.0, 28.0]],
         };
         let out = draw_detections(&image, &[d]);
         assert_eq!(*out.get_pixel(10, 15), BOX);

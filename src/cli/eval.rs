@@ -102,8 +102,7 @@ pub struct EvalReport {
 }
 
 fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     reader
         .deserialize()
         .enumerate()
@@ -144,11 +143,7 @@ impl Evaluator<'_> {
             }
         };
         let chip = top_folder(rel) == "identity_chips";
-        let input = if chip {
-            pad(&image, self.chip_padding)
-        } else {
-            image
-        };
+        let input = if chip { pad(&image, self.chip_padding) } else { image };
         let t = std::time::Instant::now();
         let analysed = self.engine.pipeline.analyse(&input);
         self.totals.push(t.elapsed().as_secs_f64() * 1e3);
@@ -161,22 +156,14 @@ impl Evaluator<'_> {
         };
         self.timings.push(timings);
         let largest = faces.into_iter().max_by(|a, b| {
-            let area = |f: &crate::vision::pipeline::Face| {
-                f.detection.bbox.width() * f.detection.bbox.height()
-            };
+            let area = |f: &crate::vision::pipeline::Face| f.detection.bbox.width() * f.detection.bbox.height();
             area(a).total_cmp(&area(b))
         });
         match largest {
             Some(face) => Some((face.embedding, Source::Detected)),
             None if chip => {
                 let (w, h) = input.dimensions();
-                let whole = BBox {
-                    x1: 0.0,
-                    y1: 0.0,
-                    x2: w as f32,
-                    y2: h as f32,
-                    score: 1.0,
-                };
+                let whole = BBox { x1: 0.0, y1: 0.0, x2: w as f32, y2: h as f32, score: 1.0 };
                 let crop = square_crop(&input, &whole);
                 let embedding = self.engine.pipeline.embed_crops(&[crop]).ok()?.pop()?;
                 Some((embedding, Source::WholeChip))
@@ -218,30 +205,19 @@ impl Evaluator<'_> {
                 counts.images_with_extra_faces += 1;
             }
         }
-        counts.recall = if counts.expected_faces > 0 {
-            found as f64 / counts.expected_faces as f64
-        } else {
-            1.0
-        };
+        counts.recall = if counts.expected_faces > 0 { found as f64 / counts.expected_faces as f64 } else { 1.0 };
         counts
     }
 }
 
 pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
-    let requirements: Vec<Requirement> = args
-        .require
-        .iter()
-        .map(|r| Requirement::parse(r))
-        .collect::<Result<_>>()?;
+    let requirements: Vec<Requirement> = args.require.iter().map(|r| Requirement::parse(r)).collect::<Result<_>>()?;
     let mut engine = Engine::open(config)?;
     let root = &args.data;
     let manifest: Vec<ManifestRow> = read_csv(&root.join("manifest.csv"))?;
     let pairs: Vec<PairRow> = read_csv(&root.join("pairs.csv"))?;
 
-    let mut needed: Vec<&str> = pairs
-        .iter()
-        .flat_map(|p| [p.path_a.as_str(), p.path_b.as_str()])
-        .collect();
+    let mut needed: Vec<&str> = pairs.iter().flat_map(|p| [p.path_a.as_str(), p.path_b.as_str()]).collect();
     needed.sort_unstable();
     needed.dedup();
     let groups: Vec<&ManifestRow> = manifest.iter().filter(|r| r.kind == "group").collect();
@@ -275,25 +251,17 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
     let threshold = evaluator.engine.policy.threshold;
     let mut by_subset: BTreeMap<String, Vec<ScoredPair>> = BTreeMap::new();
     for p in &pairs {
-        let similarity = match (
-            embeddings.get(p.path_a.as_str()),
-            embeddings.get(p.path_b.as_str()),
-        ) {
+        let similarity = match (embeddings.get(p.path_a.as_str()), embeddings.get(p.path_b.as_str())) {
             (Some((a, _)), Some((b, _))) => Some(cosine(a, b)),
             _ => None,
         };
         by_subset
             .entry(top_folder(&p.path_a).to_string())
             .or_default()
-            .push(ScoredPair {
-                similarity,
-                same: p.same == 1,
-            });
+            .push(ScoredPair { similarity, same: p.same == 1 });
     }
-    let verification: BTreeMap<String, VerificationReport> = by_subset
-        .iter()
-        .map(|(k, v)| (k.clone(), verification_report(v, threshold)))
-        .collect();
+    let verification: BTreeMap<String, VerificationReport> =
+        by_subset.iter().map(|(k, v)| (k.clone(), verification_report(v, threshold))).collect();
     let t = &evaluator.timings;
     let timing = StageMedians {
         pnet_ms: median(&t.iter().map(|x| x.detect.pnet_ms).collect::<Vec<_>>()),
@@ -309,21 +277,15 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
         crop: format!("{:?}", config.matching.crop).to_lowercase(),
         min_face: config.detector.min_face,
         verification,
-        whole_chip_fallbacks: embeddings
-            .values()
-            .filter(|(_, s)| *s == Source::WholeChip)
-            .count(),
+        whole_chip_fallbacks: embeddings.values().filter(|(_, s)| *s == Source::WholeChip).count(),
         group,
         noface,
         timing,
         unreadable_images: evaluator.unreadable.clone(),
     };
     if let Some(out) = &args.roc {
-        let curves: Vec<(String, Vec<(f64, f64)>)> = report
-            .verification
-            .iter()
-            .map(|(k, v)| (k.clone(), v.roc.clone()))
-            .collect();
+        let curves: Vec<(String, Vec<(f64, f64)>)> =
+            report.verification.iter().map(|(k, v)| (k.clone(), v.roc.clone())).collect();
         super::plot::draw_roc(out, &curves)?;
     }
     if args.json {
@@ -363,25 +325,13 @@ fn flatten(report: &EvalReport) -> BTreeMap<String, f64> {
         out.insert(format!("{subset}.tar"), v.true_accept_rate);
         out.insert(format!("{subset}.far"), v.false_accept_rate);
         for t in &v.tar_at_far {
-            out.insert(
-                format!("{subset}.tar_at_far_{}", far_label(t.far_target)),
-                t.tar,
-            );
+            out.insert(format!("{subset}.tar_at_far_{}", far_label(t.far_target)), t.tar);
         }
     }
     out.insert("group.recall".into(), report.group.recall);
-    out.insert(
-        "group.images_with_extra_faces".into(),
-        report.group.images_with_extra_faces as f64,
-    );
-    out.insert(
-        "noface.false_faces".into(),
-        report.noface.detected_faces as f64,
-    );
-    out.insert(
-        "unreadable_images".into(),
-        report.unreadable_images.len() as f64,
-    );
+    out.insert("group.images_with_extra_faces".into(), report.group.images_with_extra_faces as f64);
+    out.insert("noface.false_faces".into(), report.noface.detected_faces as f64);
+    out.insert("unreadable_images".into(), report.unreadable_images.len() as f64);
     out
 }
 
@@ -403,36 +353,19 @@ impl Requirement {
         } else if let Some((k, v)) = text.split_once("<=") {
             (k, false, v)
         } else {
-            bail!(
-                "--require `{text}`: write NAME>=VALUE or NAME<=VALUE, e.g. identity.accuracy>=0.985"
-            );
+            bail!("--require `{text}`: write NAME>=VALUE or NAME<=VALUE, e.g. identity.accuracy>=0.985");
         };
-        let value = value
-            .trim()
-            .parse()
-            .with_context(|| format!("--require `{text}`: `{value}` is not a number"))?;
-        Ok(Requirement {
-            text: text.to_string(),
-            key: key.trim().to_string(),
-            at_least,
-            value,
-        })
+        let value = value.trim().parse().with_context(|| format!("--require `{text}`: `{value}` is not a number"))?;
+        Ok(Requirement { text: text.to_string(), key: key.trim().to_string(), at_least, value })
     }
 
     fn holds(&self, value: f64) -> bool {
-        if self.at_least {
-            value >= self.value
-        } else {
-            value <= self.value
-        }
+        if self.at_least { value >= self.value } else { value <= self.value }
     }
 }
 
 fn print_report(r: &EvalReport) {
-    println!(
-        "facegate eval on {} ({} models, {} crops, min face {} px)",
-        r.data, r.variant, r.crop, r.min_face
-    );
+    println!("facegate eval on {} ({} models, {} crops, min face {} px)", r.data, r.variant, r.crop, r.min_face);
     for (subset, v) in &r.verification {
         println!(
             "\n{subset}/: {} pairs ({} same, {} different), {} lost to failed detection",
@@ -461,10 +394,7 @@ fn print_report(r: &EvalReport) {
         }
     }
     if r.whole_chip_fallbacks > 0 {
-        println!(
-            "\n{} chip(s) had no detectable face and were embedded whole",
-            r.whole_chip_fallbacks
-        );
+        println!("\n{} chip(s) had no detectable face and were embedded whole", r.whole_chip_fallbacks);
     }
     println!(
         "\ngroup/: {} images, {} faces counted by eye, {} detected, recall {:.1}% (by count), {} image(s) with extra faces",
@@ -474,10 +404,7 @@ fn print_report(r: &EvalReport) {
         r.group.recall * 100.0,
         r.group.images_with_extra_faces
     );
-    println!(
-        "noface/: {} images, {} false face(s)",
-        r.noface.images, r.noface.detected_faces
-    );
+    println!("noface/: {} images, {} false face(s)", r.noface.images, r.noface.detected_faces);
     let t = &r.timing;
     println!(
         "\nmedian per image: P-Net+pyramid {:.1} ms, R-Net {:.1} ms, O-Net {:.1} ms, align {:.2} ms, embed {:.1} ms, total {:.1} ms",

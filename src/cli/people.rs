@@ -28,12 +28,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct GalleryArgs {
     /// Gallery file (JSON); created by the first enroll.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "gallery.json",
-        env = "FACEGATE_GALLERY"
-    )]
+    #[arg(long, value_name = "FILE", default_value = "gallery.json", env = "FACEGATE_GALLERY")]
     pub gallery: PathBuf,
 }
 
@@ -76,29 +71,16 @@ pub fn verify(config: &Config, args: VerifyArgs) -> Result<i32> {
     let (b, faces_in_b) = engine.largest_face(&args.image_b)?;
     let similarity = cosine(&a.embedding, &b.embedding);
     let threshold = engine.policy.threshold;
-    let result = VerifyResult {
-        same_person: similarity >= threshold,
-        similarity,
-        threshold,
-        faces_in_a,
-        faces_in_b,
-    };
+    let result = VerifyResult { same_person: similarity >= threshold, similarity, threshold, faces_in_a, faces_in_b };
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         for (path, n) in [(&args.image_a, faces_in_a), (&args.image_b, faces_in_b)] {
             if n > 1 {
-                eprintln!(
-                    "note: {} shows {n} faces; the largest was used",
-                    path.display()
-                );
+                eprintln!("note: {} shows {n} faces; the largest was used", path.display());
             }
         }
-        let verdict = if result.same_person {
-            "same person"
-        } else {
-            "different people"
-        };
+        let verdict = if result.same_person { "same person" } else { "different people" };
         println!("{verdict}: similarity {similarity:.3} (threshold {threshold:.3})");
     }
     Ok(0)
@@ -121,11 +103,7 @@ pub fn enroll(config: &Config, args: EnrollArgs) -> Result<i32> {
     }
     let count = templates.len();
     gallery.enroll(&args.name, templates)?;
-    println!(
-        "enrolled {} with {count} photo(s) into {}",
-        args.name.trim(),
-        args.gallery.gallery.display()
-    );
+    println!("enrolled {} with {count} photo(s) into {}", args.name.trim(), args.gallery.gallery.display());
     Ok(0)
 }
 
@@ -172,11 +150,7 @@ pub fn identify(config: &Config, args: IdentifyArgs) -> Result<i32> {
             },
             Err(e) => {
                 failures += 1;
-                IdentifyResult {
-                    image: shown,
-                    faces: Vec::new(),
-                    error: Some(format!("{e:#}")),
-                }
+                IdentifyResult { image: shown, faces: Vec::new(), error: Some(format!("{e:#}")) }
             }
         };
         if args.json {
@@ -185,10 +159,7 @@ pub fn identify(config: &Config, args: IdentifyArgs) -> Result<i32> {
             print_identify(&result);
         }
     }
-    log::debug!(
-        "peak RSS {} MiB",
-        crate::sysinfo::peak_rss_bytes().unwrap_or(0) / (1024 * 1024)
-    );
+    log::debug!("peak RSS {} MiB", crate::sysinfo::peak_rss_bytes().unwrap_or(0) / (1024 * 1024));
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
@@ -202,19 +173,10 @@ fn print_identify(r: &IdentifyResult) {
         let b = &f.bbox;
         let place = format!("({:.0},{:.0})-({:.0},{:.0})", b.x1, b.y1, b.x2, b.y2);
         match &f.identification {
-            Identification::Match {
-                person,
-                similarity,
-                margin,
-            } => {
+            Identification::Match { person, similarity, margin } => {
                 println!("  {place}: {person} (similarity {similarity:.3}, margin {margin:.3})")
             }
-            Identification::Unknown {
-                nearest,
-                similarity,
-                reason,
-                ..
-            } => println!(
+            Identification::Unknown { nearest, similarity, reason, .. } => println!(
                 "  {place}: unknown ({reason:?}; nearest {} at {similarity:.3})",
                 nearest.as_deref().unwrap_or("nobody")
             ),

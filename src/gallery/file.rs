@@ -33,7 +33,10 @@ impl FileGallery {
         let data = match std::fs::read(path) {
             Ok(bytes) => {
                 let data: GalleryFileData = serde_json::from_slice(&bytes).with_context(|| {
-                    format!("gallery {} is not a facegate gallery file (or is damaged); move it away and enroll again", path.display())
+                    format!(
+                        "gallery {} is not a facegate gallery file (or is damaged); move it away and enroll again",
+                        path.display()
+                    )
                 })?;
                 if data.format_version != FORMAT_VERSION {
                     bail!(
@@ -55,29 +58,19 @@ impl FileGallery {
                 }
                 data
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => GalleryFileData {
-                format_version: FORMAT_VERSION,
-                model,
-                people: Vec::new(),
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                GalleryFileData { format_version: FORMAT_VERSION, model, people: Vec::new() }
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read gallery {}", path.display()));
             }
         };
-        Ok(FileGallery {
-            path: path.to_path_buf(),
-            data,
-        })
+        Ok(FileGallery { path: path.to_path_buf(), data })
     }
 
     fn save(&self) -> Result<()> {
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(&self.data)?;
         let write = || -> std::io::Result<()> {
@@ -104,10 +97,7 @@ impl GalleryStore for FileGallery {
         }
         match self.data.people.iter_mut().find(|p| p.name == name) {
             Some(person) => person.templates.extend(templates),
-            None => self.data.people.push(Person {
-                name: name.to_string(),
-                templates,
-            }),
+            None => self.data.people.push(Person { name: name.to_string(), templates }),
         }
         self.save()
     }
@@ -128,10 +118,7 @@ mod tests {
     use super::*;
 
     fn model() -> TemplateModel {
-        TemplateModel {
-            id: "m".into(),
-            dim: 2,
-        }
+        TemplateModel { id: "m".into(), dim: 2 }
     }
 
     #[test]
@@ -149,20 +136,9 @@ mod tests {
     fn refuses_other_model_and_garbage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.json");
-        FileGallery::open(&path, model())
-            .unwrap()
-            .enroll("ann", vec![vec![1.0, 0.0]])
-            .unwrap();
-        let other = TemplateModel {
-            id: "other".into(),
-            dim: 2,
-        };
-        assert!(
-            FileGallery::open(&path, other)
-                .unwrap_err()
-                .to_string()
-                .contains("enroll again")
-        );
+        FileGallery::open(&path, model()).unwrap().enroll("ann", vec![vec![1.0, 0.0]]).unwrap();
+        let other = TemplateModel { id: "other".into(), dim: 2 };
+        assert!(FileGallery::open(&path, other).unwrap_err().to_string().contains("enroll again"));
         std::fs::write(&path, b"{not json").unwrap();
         assert!(FileGallery::open(&path, model()).is_err());
     }

@@ -23,18 +23,9 @@ pub struct MatchPolicy {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Identification {
     /// The best person clears the threshold and the margin.
-    Match {
-        person: String,
-        similarity: f32,
-        margin: f32,
-    },
+    Match { person: String, similarity: f32, margin: f32 },
     /// Nobody clears the threshold and margin; `nearest` says who came closest.
-    Unknown {
-        nearest: Option<String>,
-        similarity: f32,
-        margin: f32,
-        reason: UnknownReason,
-    },
+    Unknown { nearest: Option<String>, similarity: f32, margin: f32, reason: UnknownReason },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,10 +67,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 impl Matcher {
     /// Builds the index; templates whose length is not `dim` are skipped with a warning.
     pub fn new(dim: usize, people: &[Person]) -> Matcher {
-        let mut m = Matcher {
-            dim,
-            ..Matcher::default()
-        };
+        let mut m = Matcher { dim, ..Matcher::default() };
         for person in people {
             m.add(person);
         }
@@ -155,18 +143,9 @@ impl Matcher {
                 reason: UnknownReason::BelowThreshold,
             }
         } else if margin < policy.margin {
-            Identification::Unknown {
-                nearest: Some(person),
-                similarity: sim,
-                margin,
-                reason: UnknownReason::Ambiguous,
-            }
+            Identification::Unknown { nearest: Some(person), similarity: sim, margin, reason: UnknownReason::Ambiguous }
         } else {
-            Identification::Match {
-                person,
-                similarity: sim,
-                margin,
-            }
+            Identification::Match { person, similarity: sim, margin }
         }
     }
 }
@@ -177,30 +156,16 @@ mod tests {
     use crate::vision::embed::l2_normalised;
 
     fn person(name: &str, templates: &[&[f32]]) -> Person {
-        Person {
-            name: name.into(),
-            templates: templates.iter().map(|t| l2_normalised(t)).collect(),
-        }
+        Person { name: name.into(), templates: templates.iter().map(|t| l2_normalised(t)).collect() }
     }
 
-    const POLICY: MatchPolicy = MatchPolicy {
-        threshold: 0.5,
-        margin: 0.05,
-    };
+    const POLICY: MatchPolicy = MatchPolicy { threshold: 0.5, margin: 0.05 };
 
     #[test]
     fn picks_best_person_over_threshold() {
-        let m = Matcher::new(
-            3,
-            &[
-                person("ann", &[&[1., 0., 0.]]),
-                person("bob", &[&[0., 1., 0.], &[0., 0., 1.]]),
-            ],
-        );
+        let m = Matcher::new(3, &[person("ann", &[&[1., 0., 0.]]), person("bob", &[&[0., 1., 0.], &[0., 0., 1.]])]);
         match m.identify(&l2_normalised(&[0.1, 0.2, 1.0]), &POLICY) {
-            Identification::Match {
-                person, similarity, ..
-            } => {
+            Identification::Match { person, similarity, .. } => {
                 assert_eq!(person, "bob");
                 assert!(similarity > 0.9);
             }
@@ -219,35 +184,11 @@ mod tests {
 
     #[test]
     fn two_close_people_are_ambiguous_but_same_person_templates_are_not() {
-        let m = Matcher::new(
-            2,
-            &[
-                person("ann", &[&[1.0, 0.0]]),
-                person("bob", &[&[1.0, 0.02]]),
-            ],
-        );
+        let m = Matcher::new(2, &[person("ann", &[&[1.0, 0.0]]), person("bob", &[&[1.0, 0.02]])]);
         let got = m.identify(&l2_normalised(&[1.0, 0.01]), &POLICY);
-        assert!(
-            matches!(
-                got,
-                Identification::Unknown {
-                    reason: UnknownReason::Ambiguous,
-                    ..
-                }
-            ),
-            "{got:?}"
-        );
-        let same = Matcher::new(
-            2,
-            &[
-                person("ann", &[&[1.0, 0.0], &[1.0, 0.02]]),
-                person("bob", &[&[0.0, 1.0]]),
-            ],
-        );
-        assert!(matches!(
-            same.identify(&l2_normalised(&[1.0, 0.01]), &POLICY),
-            Identification::Match { .. }
-        ));
+        assert!(matches!(got, Identification::Unknown { reason: UnknownReason::Ambiguous, .. }), "{got:?}");
+        let same = Matcher::new(2, &[person("ann", &[&[1.0, 0.0], &[1.0, 0.02]]), person("bob", &[&[0.0, 1.0]])]);
+        assert!(matches!(same.identify(&l2_normalised(&[1.0, 0.01]), &POLICY), Identification::Match { .. }));
     }
 
     #[test]
@@ -255,17 +196,11 @@ mod tests {
         let empty = Matcher::new(3, &[]);
         assert!(matches!(
             empty.identify(&[1., 0., 0.], &POLICY),
-            Identification::Unknown {
-                reason: UnknownReason::EmptyGallery,
-                ..
-            }
+            Identification::Unknown { reason: UnknownReason::EmptyGallery, .. }
         ));
         let m = Matcher::new(3, &[person("ann", &[&[1., 0., 0.], &[1., 0.]])]);
         assert_eq!(m.templates(), 1);
-        assert!(matches!(
-            m.identify(&[1., 0.], &POLICY),
-            Identification::Unknown { .. }
-        ));
+        assert!(matches!(m.identify(&[1., 0.], &POLICY), Identification::Unknown { .. }));
     }
 
     #[test]

@@ -13,13 +13,8 @@ use super::bbox::BBox;
 pub const CROP_SIDE: u32 = 112;
 
 /// Landmark positions in a 112x112 crop: left eye, right eye, nose, left and right mouth corner.
-pub const TEMPLATE_112: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const TEMPLATE_112: [[f32; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// How a detected face is cut out for the embedder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -38,9 +33,7 @@ impl std::str::FromStr for CropMethod {
         match s {
             "aligned" => Ok(CropMethod::Aligned),
             "square" => Ok(CropMethod::Square),
-            other => Err(format!(
-                "unknown crop method `{other}`: use `aligned` or `square`"
-            )),
+            other => Err(format!("unknown crop method `{other}`: use `aligned` or `square`")),
         }
     }
 }
@@ -63,9 +56,7 @@ impl Similarity {
             return None;
         }
         let mean = |pts: &[[f32; 2]]| {
-            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| {
-                (x + p[0] as f64, y + p[1] as f64)
-            });
+            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| (x + p[0] as f64, y + p[1] as f64));
             (sx / n as f64, sy / n as f64)
         };
         let (fx, fy) = mean(from);
@@ -91,10 +82,7 @@ impl Similarity {
     }
 
     pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
-        [
-            self.a * p[0] - self.b * p[1] + self.tx,
-            self.b * p[0] + self.a * p[1] + self.ty,
-        ]
+        [self.a * p[0] - self.b * p[1] + self.tx, self.b * p[0] + self.a * p[1] + self.ty]
     }
 
     /// The inverse transform (used to sample the source for each output pixel).
@@ -104,12 +92,7 @@ impl Similarity {
             return None;
         }
         let (a, b) = (self.a / det, -self.b / det);
-        Some(Similarity {
-            a,
-            b,
-            tx: -(a * self.tx - b * self.ty),
-            ty: -(b * self.tx + a * self.ty),
-        })
+        Some(Similarity { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) })
     }
 }
 
@@ -175,27 +158,11 @@ mod tests {
 
     #[test]
     fn estimate_recovers_a_known_similarity() {
-        let truth = Similarity {
-            a: 0.8,
-            b: 0.3,
-            tx: 5.0,
-            ty: -7.0,
-        };
-        let from = [
-            [10.0, 10.0],
-            [40.0, 12.0],
-            [25.0, 30.0],
-            [12.0, 45.0],
-            [38.0, 44.0],
-        ];
+        let truth = Similarity { a: 0.8, b: 0.3, tx: 5.0, ty: -7.0 };
+        let from = [[10.0, 10.0], [40.0, 12.0], [25.0, 30.0], [12.0, 45.0], [38.0, 44.0]];
         let to = from.map(|p| truth.apply(p));
         let est = Similarity::estimate(&from, &to).unwrap();
-        for (got, want) in [
-            (est.a, truth.a),
-            (est.b, truth.b),
-            (est.tx, truth.tx),
-            (est.ty, truth.ty),
-        ] {
+        for (got, want) in [(est.a, truth.a), (est.b, truth.b), (est.tx, truth.tx), (est.ty, truth.ty)] {
             assert!((got - want).abs() < 1e-4, "{est:?} vs {truth:?}");
         }
         let back = est.inverse().unwrap().apply(est.apply([3.0, 4.0]));

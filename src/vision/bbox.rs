@@ -70,24 +70,12 @@ impl BBox {
         let side = w.max(h);
         let x1 = self.x1 + w * 0.5 - side * 0.5;
         let y1 = self.y1 + h * 0.5 - side * 0.5;
-        BBox {
-            x1,
-            y1,
-            x2: x1 + side,
-            y2: y1 + side,
-            score: self.score,
-        }
+        BBox { x1, y1, x2: x1 + side, y2: y1 + side, score: self.score }
     }
 
     /// Truncates coordinates toward zero, as numpy's `fix` does before cropping.
     pub fn truncated(&self) -> BBox {
-        BBox {
-            x1: self.x1.trunc(),
-            y1: self.y1.trunc(),
-            x2: self.x2.trunc(),
-            y2: self.y2.trunc(),
-            score: self.score,
-        }
+        BBox { x1: self.x1.trunc(), y1: self.y1.trunc(), x2: self.x2.trunc(), y2: self.y2.trunc(), score: self.score }
     }
 
     /// Maps a box found on a resized image back to the original by a uniform factor.
@@ -142,22 +130,12 @@ mod tests {
     use super::*;
 
     fn b(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> BBox {
-        BBox {
-            x1,
-            y1,
-            x2,
-            y2,
-            score,
-        }
+        BBox { x1, y1, x2, y2, score }
     }
 
     #[test]
     fn nms_keeps_best_of_overlapping_and_all_disjoint() {
-        let boxes = [
-            b(0., 0., 10., 10., 0.8),
-            b(1., 1., 11., 11., 0.9),
-            b(50., 50., 60., 60., 0.7),
-        ];
+        let boxes = [b(0., 0., 10., 10., 0.8), b(1., 1., 11., 11., 0.9), b(50., 50., 60., 60., 0.7)];
         assert_eq!(nms(&boxes, 0.5, Overlap::Union), vec![1, 2]);
     }
 

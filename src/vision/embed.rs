@@ -36,15 +36,11 @@ impl Embedder {
         let mut tensor = Array4::<f32>::zeros((crops.len(), 3, side, side));
         for (n, crop) in crops.iter().enumerate() {
             if crop.dimensions() != (CROP_SIDE, CROP_SIDE) {
-                bail!(
-                    "embedder input must be {CROP_SIDE}x{CROP_SIDE}, got {:?}",
-                    crop.dimensions()
-                );
+                bail!("embedder input must be {CROP_SIDE}x{CROP_SIDE}, got {:?}", crop.dimensions());
             }
             for (x, y, p) in crop.enumerate_pixels() {
                 for c in 0..3 {
-                    tensor[[n, c, y as usize, x as usize]] =
-                        (p.0[c] as f32 - self.norm.mean) * self.norm.scale;
+                    tensor[[n, c, y as usize, x as usize]] = (p.0[c] as f32 - self.norm.mean) * self.norm.scale;
                 }
             }
         }
@@ -57,9 +53,7 @@ impl Embedder {
                 self.dim
             );
         }
-        let flat = output
-            .as_slice()
-            .ok_or_else(|| anyhow::anyhow!("embedder output is not contiguous"))?;
+        let flat = output.as_slice().ok_or_else(|| anyhow::anyhow!("embedder output is not contiguous"))?;
         Ok(flat.chunks(self.dim).map(l2_normalised).collect())
     }
 }
@@ -67,11 +61,7 @@ impl Embedder {
 /// The vector scaled to unit length (a zero vector stays zero).
 pub fn l2_normalised(v: &[f32]) -> Embedding {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| x / norm).collect()
-    } else {
-        v.to_vec()
-    }
+    if norm > 0.0 { v.iter().map(|x| x / norm).collect() } else { v.to_vec() }
 }
 
 /// Cosine similarity of two unit vectors.

@@ -123,16 +123,12 @@ impl Manifest {
                 path.display()
             )
         })?;
-        Manifest::parse(dir, &text)
-            .with_context(|| format!("model manifest {} is invalid", path.display()))
+        Manifest::parse(dir, &text).with_context(|| format!("model manifest {} is invalid", path.display()))
     }
 
     pub fn parse(dir: &Path, text: &str) -> Result<Manifest> {
         let file: ManifestFile = toml::from_str(text)?;
-        Ok(Manifest {
-            dir: dir.to_path_buf(),
-            models: file.models,
-        })
+        Ok(Manifest { dir: dir.to_path_buf(), models: file.models })
     }
 
     /// The entry for a role and variant.
@@ -140,12 +136,7 @@ impl Manifest {
         self.models
             .iter()
             .find(|m| m.role == role && m.variant == variant)
-            .with_context(|| {
-                format!(
-                    "the model manifest in {} lists no {variant} {role} model",
-                    self.dir.display()
-                )
-            })
+            .with_context(|| format!("the model manifest in {} lists no {variant} {role} model", self.dir.display()))
     }
 
     /// Reads a model file and checks its SHA-256 against the manifest.
@@ -216,9 +207,6 @@ outputs = [ { name = "out" } ]
 
     #[test]
     fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -33,12 +33,7 @@ pub struct DetectorParams {
 
 impl Default for DetectorParams {
     fn default() -> Self {
-        DetectorParams {
-            min_face: 20.0,
-            factor: 0.709,
-            thresholds: [0.6, 0.7, 0.7],
-            max_side: 1280,
-        }
+        DetectorParams { min_face: 20.0, factor: 0.709, thresholds: [0.6, 0.7, 0.7], max_side: 1280 }
     }
 }
 
@@ -46,28 +41,16 @@ impl DetectorParams {
     /// Checks the values a user can get wrong in a config file.
     pub fn validate(&self) -> Result<()> {
         if self.min_face.is_nan() || self.min_face < 12.0 {
-            bail!(
-                "detector.min_face must be at least 12 pixels (got {})",
-                self.min_face
-            );
+            bail!("detector.min_face must be at least 12 pixels (got {})", self.min_face);
         }
         if !(self.factor > 0.1 && self.factor < 0.95) {
-            bail!(
-                "detector.factor must be between 0.1 and 0.95 (got {}); 0.709 is usual",
-                self.factor
-            );
+            bail!("detector.factor must be between 0.1 and 0.95 (got {}); 0.709 is usual", self.factor);
         }
         if self.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
-            bail!(
-                "detector.thresholds must each be between 0 and 1 (got {:?})",
-                self.thresholds
-            );
+            bail!("detector.thresholds must each be between 0 and 1 (got {:?})", self.thresholds);
         }
         if self.max_side < 48 {
-            bail!(
-                "detector.max_side must be at least 48 pixels (got {})",
-                self.max_side
-            );
+            bail!("detector.max_side must be at least 48 pixels (got {})", self.max_side);
         }
         Ok(())
     }
@@ -111,10 +94,7 @@ pub struct Normalisation {
 
 impl From<&InputSpec> for Normalisation {
     fn from(spec: &InputSpec) -> Self {
-        Normalisation {
-            mean: spec.mean,
-            scale: spec.scale,
-        }
+        Normalisation { mean: spec.mean, scale: spec.scale }
     }
 }
 
@@ -133,27 +113,12 @@ pub fn pyramid_scales(min_side: u32, params: &DetectorParams) -> Vec<f32> {
 }
 
 impl Mtcnn {
-    pub fn new(
-        pnet: SingleInputModel,
-        rnet: SingleInputModel,
-        onet: SingleInputModel,
-        norm: Normalisation,
-    ) -> Mtcnn {
-        Mtcnn {
-            pnet,
-            rnet,
-            onet,
-            norm,
-            resizer: RgbResizer::new(),
-        }
+    pub fn new(pnet: SingleInputModel, rnet: SingleInputModel, onet: SingleInputModel, norm: Normalisation) -> Mtcnn {
+        Mtcnn { pnet, rnet, onet, norm, resizer: RgbResizer::new() }
     }
 
     /// Detects faces in an RGB image, best score first.
-    pub fn detect(
-        &mut self,
-        image: &RgbImage,
-        params: &DetectorParams,
-    ) -> Result<(Vec<Detection>, StageTimes)> {
+    pub fn detect(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<(Vec<Detection>, StageTimes)> {
         params.validate()?;
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
@@ -162,10 +127,7 @@ impl Mtcnn {
         let longest = w.max(h);
         if longest > params.max_side {
             let ratio = params.max_side as f32 / longest as f32;
-            let (sw, sh) = (
-                ((w as f32 * ratio).round() as u32).max(1),
-                ((h as f32 * ratio).round() as u32).max(1),
-            );
+            let (sw, sh) = (((w as f32 * ratio).round() as u32).max(1), ((h as f32 * ratio).round() as u32).max(1));
             let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
             let Some(small) = RgbImage::from_raw(sw, sh, pixels) else {
                 bail!("internal: resized buffer has wrong size")
@@ -175,10 +137,7 @@ impl Mtcnn {
             let faces = faces
                 .into_iter()
                 .map(|d| Detection {
-                    bbox: BBox {
-                        score: d.bbox.score,
-                        ..d.bbox.scaled(back)
-                    },
+                    bbox: BBox { score: d.bbox.score, ..d.bbox.scaled(back) },
                     landmarks: d.landmarks.map(|[x, y]| [x * back, y * back]),
                 })
                 .collect();
@@ -187,11 +146,7 @@ impl Mtcnn {
         self.detect_unscaled(image, params)
     }
 
-    fn detect_unscaled(
-        &mut self,
-        image: &RgbImage,
-        params: &DetectorParams,
-    ) -> Result<(Vec<Detection>, StageTimes)> {
+    fn detect_unscaled(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<(Vec<Detection>, StageTimes)> {
         let mut times = StageTimes::default();
         let t0 = std::time::Instant::now();
         let proposals = self.propose(image, params)?;
@@ -223,13 +178,7 @@ impl Mtcnn {
             }
             let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
             let mut tensor = Array4::<f32>::zeros((1, sw as usize, sh as usize, 3));
-            write_swapped(
-                &pixels,
-                sw as usize,
-                sh as usize,
-                self.norm,
-                tensor.as_slice_mut().unwrap_or_default(),
-            );
+            write_swapped(&pixels, sw as usize, sh as usize, self.norm, tensor.as_slice_mut().unwrap_or_default());
             let outputs = self.pnet.run(tensor.view())?;
             let boxes = pnet_boxes(&outputs[0], &outputs[1], scale, params.thresholds[0])?;
             let plain: Vec<BBox> = boxes.iter().map(|(b, _)| *b).collect();
@@ -238,19 +187,11 @@ impl Mtcnn {
         }
         let all_boxes: Vec<BBox> = all.iter().map(|(b, _)| *b).collect();
         let keep = nms(&all_boxes, 0.7, Overlap::Union);
-        Ok(keep
-            .into_iter()
-            .map(|i| all[i].0.regress(all[i].1, false).squared().truncated())
-            .collect())
+        Ok(keep.into_iter().map(|i| all[i].0.regress(all[i].1, false).squared().truncated()).collect())
     }
 
     /// Stage 2: R-Net scores and regresses each candidate.
-    fn refine(
-        &mut self,
-        image: &RgbImage,
-        candidates: &[BBox],
-        threshold: f32,
-    ) -> Result<Vec<BBox>> {
+    fn refine(&mut self, image: &RgbImage, candidates: &[BBox], threshold: f32) -> Result<Vec<BBox>> {
         let mut passed = Vec::new();
         for chunk in candidates.chunks(MAX_BATCH) {
             let tensor = self.crops(image, chunk, 24)?;
@@ -260,60 +201,35 @@ impl Mtcnn {
                 let score = prob[i * 2 + 1];
                 if score > threshold {
                     let r = [reg[i * 4], reg[i * 4 + 1], reg[i * 4 + 2], reg[i * 4 + 3]];
-                    passed.push((
-                        BBox {
-                            score,
-                            ..*candidate
-                        },
-                        r,
-                    ));
+                    passed.push((BBox { score, ..*candidate }, r));
                 }
             }
         }
         let boxes: Vec<BBox> = passed.iter().map(|(b, _)| *b).collect();
         let keep = nms(&boxes, 0.7, Overlap::Union);
-        Ok(keep
-            .into_iter()
-            .map(|i| passed[i].0.regress(passed[i].1, true).squared())
-            .collect())
+        Ok(keep.into_iter().map(|i| passed[i].0.regress(passed[i].1, true).squared()).collect())
     }
 
     /// Stage 3: O-Net gives the final score, box and landmarks.
-    fn output(
-        &mut self,
-        image: &RgbImage,
-        candidates: &[BBox],
-        threshold: f32,
-    ) -> Result<Vec<Detection>> {
+    fn output(&mut self, image: &RgbImage, candidates: &[BBox], threshold: f32) -> Result<Vec<Detection>> {
         let candidates: Vec<BBox> = candidates.iter().map(BBox::truncated).collect();
         let mut faces = Vec::new();
         for chunk in candidates.chunks(MAX_BATCH) {
             let tensor = self.crops(image, chunk, 48)?;
             let outputs = self.onet.run(tensor.view())?;
-            let (reg, marks, prob) = (
-                rows(&outputs[0], 4)?,
-                rows(&outputs[1], 10)?,
-                rows(&outputs[2], 2)?,
-            );
+            let (reg, marks, prob) = (rows(&outputs[0], 4)?, rows(&outputs[1], 10)?, rows(&outputs[2], 2)?);
             for (i, candidate) in chunk.iter().enumerate() {
                 let score = prob[i * 2 + 1];
                 if score <= threshold {
                     continue;
                 }
-                let b = BBox {
-                    score,
-                    ..*candidate
-                };
+                let b = BBox { score, ..*candidate };
                 let bw = b.x2 - b.x1 + 1.0;
                 let bh = b.y2 - b.y1 + 1.0;
                 let m = &marks[i * 10..i * 10 + 10];
-                let landmarks =
-                    std::array::from_fn(|k| [bw * m[k] + b.x1 - 1.0, bh * m[k + 5] + b.y1 - 1.0]);
+                let landmarks = std::array::from_fn(|k| [bw * m[k] + b.x1 - 1.0, bh * m[k + 5] + b.y1 - 1.0]);
                 let r = [reg[i * 4], reg[i * 4 + 1], reg[i * 4 + 2], reg[i * 4 + 3]];
-                faces.push(Detection {
-                    bbox: b.regress(r, true),
-                    landmarks,
-                });
+                faces.push(Detection { bbox: b.regress(r, true), landmarks });
             }
         }
         let boxes: Vec<BBox> = faces.iter().map(|f| f.bbox).collect();
@@ -330,16 +246,8 @@ impl Mtcnn {
         for (i, b) in boxes.iter().enumerate() {
             let crop = padded_crop(image, b);
             let (cw, ch) = crop.dimensions();
-            let pixels = self
-                .resizer
-                .resize(crop.as_raw(), cw, ch, side as u32, side as u32)?;
-            write_swapped(
-                &pixels,
-                side,
-                side,
-                self.norm,
-                &mut data[i * per_crop..(i + 1) * per_crop],
-            );
+            let pixels = self.resizer.resize(crop.as_raw(), cw, ch, side as u32, side as u32)?;
+            write_swapped(&pixels, side, side, self.norm, &mut data[i * per_crop..(i + 1) * per_crop]);
         }
         Ok(tensor)
     }
@@ -386,25 +294,12 @@ fn write_swapped(pixels: &[u8], width: usize, height: usize, norm: Normalisation
 
 /// Turns the P-Net maps of one pyramid level into boxes in original-image pixels, each with its
 /// regression offsets (applied after cross-scale NMS).
-fn pnet_boxes(
-    reg: &ArrayD<f32>,
-    prob: &ArrayD<f32>,
-    scale: f32,
-    threshold: f32,
-) -> Result<Vec<(BBox, [f32; 4])>> {
+fn pnet_boxes(reg: &ArrayD<f32>, prob: &ArrayD<f32>, scale: f32, threshold: f32) -> Result<Vec<(BBox, [f32; 4])>> {
     const STRIDE: f32 = 2.0;
     const CELL: f32 = 12.0;
     let (rs, ps) = (reg.shape(), prob.shape());
-    if rs.len() != 4
-        || ps.len() != 4
-        || rs[3] != 4
-        || ps[3] != 2
-        || rs[1] != ps[1]
-        || rs[2] != ps[2]
-    {
-        bail!(
-            "P-Net returned unexpected shapes {rs:?} and {ps:?}; the model does not match facegate"
-        );
+    if rs.len() != 4 || ps.len() != 4 || rs[3] != 4 || ps[3] != 2 || rs[1] != ps[1] || rs[2] != ps[2] {
+        bail!("P-Net returned unexpected shapes {rs:?} and {ps:?}; the model does not match facegate");
     }
     let mut boxes = Vec::new();
     for x in 0..ps[1] {
@@ -421,15 +316,7 @@ fn pnet_boxes(
                 y2: ((STRIDE * fy + CELL) / scale).trunc(),
                 score,
             };
-            boxes.push((
-                bbox,
-                [
-                    reg[[0, x, y, 0]],
-                    reg[[0, x, y, 1]],
-                    reg[[0, x, y, 2]],
-                    reg[[0, x, y, 3]],
-                ],
-            ));
+            boxes.push((bbox, [reg[[0, x, y, 0]], reg[[0, x, y, 1]], reg[[0, x, y, 2]], reg[[0, x, y, 3]]]));
         }
     }
     Ok(boxes)
@@ -439,13 +326,9 @@ fn pnet_boxes(
 fn rows(output: &ArrayD<f32>, k: usize) -> Result<&[f32]> {
     let shape = output.shape();
     if shape.len() != 2 || shape[1] != k {
-        bail!(
-            "network returned shape {shape:?}, expected [N, {k}]; the model does not match facegate"
-        );
+        bail!("network returned shape {shape:?}, expected [N, {k}]; the model does not match facegate");
     }
-    output
-        .as_slice()
-        .ok_or_else(|| anyhow::anyhow!("network output is not contiguous"))
+    output.as_slice().ok_or_else(|| anyhow::anyhow!("network output is not contiguous"))
 }
 
 #[cfg(test)]
@@ -454,10 +337,7 @@ mod tests {
 
     #[test]
     fn pyramid_stops_before_faces_smaller_than_a_cell() {
-        let p = DetectorParams {
-            min_face: 40.0,
-            ..DetectorParams::default()
-        };
+        let p = DetectorParams { min_face: 40.0, ..DetectorParams::default() };
         let scales = pyramid_scales(480, &p);
         assert!((scales[0] - 0.3).abs() < 1e-6);
         assert!(scales.iter().all(|s| 480.0 * s >= 12.0));
@@ -470,29 +350,11 @@ mod tests {
         // 2x1 image: pixel (0,0) red, pixel (1,0) green.
         let pixels = [255, 0, 0, 0, 255, 0];
         let mut out = [0.0f32; 6];
-        write_swapped(
-            &pixels,
-            2,
-            1,
-            Normalisation {
-                mean: 0.0,
-                scale: 1.0,
-            },
-            &mut out,
-        );
+        write_swapped(&pixels, 2, 1, Normalisation { mean: 0.0, scale: 1.0 }, &mut out);
         assert_eq!(out, [255.0, 0.0, 0.0, 0.0, 255.0, 0.0]);
         let pixels = [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]; // 2x2: (0,0)=1 (1,0)=2 (0,1)=3 (1,1)=4
         let mut out = [0.0f32; 12];
-        write_swapped(
-            &pixels,
-            2,
-            2,
-            Normalisation {
-                mean: 0.0,
-                scale: 1.0,
-            },
-            &mut out,
-        );
+        write_swapped(&pixels, 2, 2, Normalisation { mean: 0.0, scale: 1.0 }, &mut out);
         // Order is x-major: (0,0), (0,1), (1,0), (1,1).
         assert_eq!([out[0], out[3], out[6], out[9]], [1.0, 3.0, 2.0, 4.0]);
     }
@@ -502,44 +364,18 @@ mod tests {
         let mut image = RgbImage::new(4, 4);
         image.pixels_mut().for_each(|p| *p = image::Rgb([9, 9, 9]));
         // Box (0,0)-(3,3) in 1-based terms starts one pixel left of and above the image.
-        let crop = padded_crop(
-            &image,
-            &BBox {
-                x1: 0.0,
-                y1: 0.0,
-                x2: 3.0,
-                y2: 3.0,
-                score: 1.0,
-            },
-        );
+        let crop = padded_crop(&image, &BBox { x1: 0.0, y1: 0.0, x2: 3.0, y2: 3.0, score: 1.0 });
         assert_eq!(crop.dimensions(), (4, 4));
         assert_eq!(crop.get_pixel(0, 0).0, [0, 0, 0]);
         assert_eq!(crop.get_pixel(1, 1).0, [9, 9, 9]);
-        let outside = padded_crop(
-            &image,
-            &BBox {
-                x1: 50.0,
-                y1: 50.0,
-                x2: 60.0,
-                y2: 60.0,
-                score: 1.0,
-            },
-        );
+        let outside = padded_crop(&image, &BBox { x1: 50.0, y1: 50.0, x2: 60.0, y2: 60.0, score: 1.0 });
         assert!(outside.pixels().all(|p| p.0 == [0, 0, 0]));
     }
 
     #[test]
     fn params_validation_names_the_key() {
-        let bad = DetectorParams {
-            factor: 1.2,
-            ..DetectorParams::default()
-        };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("detector.factor")
-        );
+        let bad = DetectorParams { factor: 1.2, ..DetectorParams::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("detector.factor"));
         assert!(DetectorParams::default().validate().is_ok());
     }
 }

@@ -44,48 +44,33 @@ pub struct FacePipeline {
     embedder_entry: ModelEntry,
 }
 
-fn load_model(
-    runtime: &Runtime,
-    manifest: &Manifest,
-    entry: &ModelEntry,
-) -> Result<SingleInputModel> {
+fn load_model(runtime: &Runtime, manifest: &Manifest, entry: &ModelEntry) -> Result<SingleInputModel> {
     let bytes = manifest.read_verified(entry)?;
     let session = runtime.session(&entry.id, &bytes)?;
     SingleInputModel::new(&entry.id, session, &entry.input.name, &entry.output_names())
 }
 
+/// Loads the three MTCNN networks of a variant, verifying each file's SHA-256.
+pub fn load_detector(runtime: &Runtime, manifest: &Manifest, variant: Variant) -> Result<Mtcnn> {
+    let pnet = manifest.entry(Role::Pnet, variant)?;
+    Ok(Mtcnn::new(
+        load_model(runtime, manifest, pnet)?,
+        load_model(runtime, manifest, manifest.entry(Role::Rnet, variant)?)?,
+        load_model(runtime, manifest, manifest.entry(Role::Onet, variant)?)?,
+        Normalisation::from(&pnet.input),
+    ))
+}
+
 impl FacePipeline {
     /// Loads the four models of `options.variant`, verifying each file's SHA-256.
-    pub fn load(
-        runtime: &Runtime,
-        manifest: &Manifest,
-        options: PipelineOptions,
-    ) -> Result<FacePipeline> {
+    pub fn load(runtime: &Runtime, manifest: &Manifest, options: PipelineOptions) -> Result<FacePipeline> {
         options.detector.validate()?;
         let variant = options.variant;
-        let pnet = manifest.entry(Role::Pnet, variant)?;
-        let norm = Normalisation::from(&pnet.input);
-        let detector = Mtcnn::new(
-            load_model(runtime, manifest, pnet)?,
-            load_model(runtime, manifest, manifest.entry(Role::Rnet, variant)?)?,
-            load_model(runtime, manifest, manifest.entry(Role::Onet, variant)?)?,
-            norm,
-        );
+        let detector = load_detector(runtime, manifest, variant)?;
         let entry = manifest.entry(Role::Embedder, variant)?.clone();
-        let dim = entry
-            .dim
-            .with_context(|| format!("manifest entry {} has no `dim`", entry.id))?;
-        let embedder = Embedder::new(
-            load_model(runtime, manifest, &entry)?,
-            Normalisation::from(&entry.input),
-            dim,
-        );
-        Ok(FacePipeline {
-            detector,
-            embedder,
-            options,
-            embedder_entry: entry,
-        })
+        let dim = entry.dim.with_context(|| format!("manifest entry {} has no `dim`", entry.id))?;
+        let embedder = Embedder::new(load_model(runtime, manifest, &entry)?, Normalisation::from(&entry.input), dim);
+        Ok(FacePipeline { detector, embedder, options, embedder_entry: entry })
     }
 
     pub fn options(&self) -> &PipelineOptions {
@@ -109,8 +94,9 @@ impl FacePipeline {
     /// Cuts out the 112x112 crop the embedder sees for one detection.
     pub fn crop(&self, image: &RgbImage, detection: &Detection) -> RgbImage {
         match self.options.crop {
-            CropMethod::Aligned => align_face(image, &detection.landmarks)
-                .unwrap_or_else(|| square_crop(image, &detection.bbox)),
+            CropMethod::Aligned => {
+                align_face(image, &detection.landmarks).unwrap_or_else(|| square_crop(image, &detection.bbox))
+            }
             CropMethod::Square => square_crop(image, &detection.bbox),
         }
     }
@@ -132,18 +118,8 @@ impl FacePipeline {
         let faces = detections
             .into_iter()
             .zip(embeddings)
-            .map(|(detection, embedding)| Face {
-                detection,
-                embedding,
-            })
+            .map(|(detection, embedding)| Face { detection, embedding })
             .collect();
-        Ok((
-            faces,
-            Timings {
-                detect,
-                align_ms,
-                embed_ms,
-            },
-        ))
+        Ok((faces, Timings { detect, align_ms, embed_ms }))
     }
 }

@@ -15,27 +15,15 @@ pub struct RgbResizer {
 
 impl RgbResizer {
     pub fn new() -> RgbResizer {
-        RgbResizer {
-            resizer: Resizer::new(),
-        }
+        RgbResizer { resizer: Resizer::new() }
     }
 
     /// Resizes a packed RGB8 image of `width` x `height` to `out_w` x `out_h`.
-    pub fn resize(
-        &mut self,
-        pixels: &[u8],
-        width: u32,
-        height: u32,
-        out_w: u32,
-        out_h: u32,
-    ) -> Result<Vec<u8>> {
-        let src = ImageRef::new(width, height, pixels, PixelType::U8x3)
-            .map_err(|e| anyhow!("resize source: {e}"))?;
+    pub fn resize(&mut self, pixels: &[u8], width: u32, height: u32, out_w: u32, out_h: u32) -> Result<Vec<u8>> {
+        let src = ImageRef::new(width, height, pixels, PixelType::U8x3).map_err(|e| anyhow!("resize source: {e}"))?;
         let mut dst = Image::new(out_w.max(1), out_h.max(1), PixelType::U8x3);
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        self.resizer
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| anyhow!("resize: {e}"))?;
+        self.resizer.resize(&src, &mut dst, &options).map_err(|e| anyhow!("resize: {e}"))?;
         Ok(dst.into_vec())
     }
 }

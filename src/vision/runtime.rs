@@ -35,12 +35,7 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions {
-            library: None,
-            intra_threads: 1,
-            optimization: OptimizationLevel::All,
-            spinning: false,
-        }
+        RuntimeOptions { library: None, intra_threads: 1, optimization: OptimizationLevel::All, spinning: false }
     }
 }
 
@@ -82,19 +77,13 @@ pub fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
         candidates.push(PathBuf::from(path));
     }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         candidates.push(dir.join(ORT_LIBRARY_FILE));
         candidates.push(dir.join("libonnxruntime.so"));
         candidates.push(dir.join("../lib").join(ORT_LIBRARY_FILE));
     }
     candidates.push(
-        crate::paths::project_root()
-            .join(".cache/onnxruntime")
-            .join(std::env::consts::ARCH)
-            .join(ORT_LIBRARY_FILE),
+        crate::paths::project_root().join(".cache/onnxruntime").join(std::env::consts::ARCH).join(ORT_LIBRARY_FILE),
     );
     candidates.push(PathBuf::from(ORT_LIBRARY_FILE));
     candidates.push(PathBuf::from("libonnxruntime.so.1"));
@@ -129,17 +118,10 @@ impl Runtime {
             match ort::init_from(&candidate) {
                 Ok(builder) => {
                     let environment = builder.with_name("facegate").build().map_err(|e| {
-                        anyhow!(
-                            "ONNX Runtime loaded from {} but failed to start: {e}",
-                            candidate.display()
-                        )
+                        anyhow!("ONNX Runtime loaded from {} but failed to start: {e}", candidate.display())
                     })?;
                     log::debug!("ONNX Runtime loaded from {}", candidate.display());
-                    return Ok(Runtime {
-                        environment,
-                        options,
-                        library: candidate,
-                    });
+                    return Ok(Runtime { environment, options, library: candidate });
                 }
                 Err(e) => tried.push(format!("{} ({e})", candidate.display())),
             }
@@ -178,8 +160,7 @@ impl Runtime {
 
     /// Builds a session from model bytes (already checksum-verified by the caller).
     pub fn session(&self, name: &str, model: &[u8]) -> Result<Session> {
-        let map =
-            |e: ort::Error<_>| anyhow!("{name}: could not configure the ONNX Runtime session: {e}");
+        let map = |e: ort::Error<_>| anyhow!("{name}: could not configure the ONNX Runtime session: {e}");
         let builder = Session::builder(&self.environment).map_err(|e| anyhow!("{name}: {e}"))?;
         let mut builder = builder
             .with_intra_threads(self.options.intra_threads)
@@ -190,9 +171,9 @@ impl Runtime {
             .map_err(map)?
             .with_intra_op_spinning(self.options.spinning)
             .map_err(map)?;
-        builder
-            .commit_from_memory(model)
-            .map_err(|e| anyhow!("{name}: ONNX Runtime rejected the model ({e}); regenerate it with tools/models/regenerate.sh"))
+        builder.commit_from_memory(model).map_err(|e| {
+            anyhow!("{name}: ONNX Runtime rejected the model ({e}); regenerate it with tools/models/regenerate.sh")
+        })
     }
 }
 
@@ -206,12 +187,7 @@ pub struct SingleInputModel {
 
 impl SingleInputModel {
     /// Wraps a session, checking that the expected input and outputs exist.
-    pub fn new(
-        name: &str,
-        session: Session,
-        input: &str,
-        outputs: &[&str],
-    ) -> Result<SingleInputModel> {
+    pub fn new(name: &str, session: Session, input: &str, outputs: &[&str]) -> Result<SingleInputModel> {
         let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         if !inputs.contains(&input) {
             bail!(
@@ -234,8 +210,7 @@ impl SingleInputModel {
 
     /// Runs the model on one 4-D tensor and returns the outputs in the order given to [`new`](Self::new).
     pub fn run(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<ArrayD<f32>>> {
-        let tensor = TensorRef::from_array_view(input)
-            .map_err(|e| anyhow!("{}: bad input tensor: {e}", self.name))?;
+        let tensor = TensorRef::from_array_view(input).map_err(|e| anyhow!("{}: bad input tensor: {e}", self.name))?;
         let outputs = self
             .session
             .run(ort::inputs![self.input.as_str() => tensor])
@@ -243,9 +218,7 @@ impl SingleInputModel {
         self.outputs
             .iter()
             .map(|name| {
-                let value = outputs
-                    .get(name)
-                    .with_context(|| format!("{}: output `{name}` missing", self.name))?;
+                let value = outputs.get(name).with_context(|| format!("{}: output `{name}` missing", self.name))?;
                 let array = value
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow!("{}: output `{name}` is not float32: {e}", self.name))?;
