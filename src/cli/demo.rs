@@ -1,5 +1,6 @@
 //! `facegate demo`: the built-in default job. Enrolls each person in the bundled fixtures from
-//! their first photo, then identifies every face in their other photos and in the group photos,
+//! their first photo, then identifies every face in their other photos, in photos of strangers
+//! (who must come out unknown) and in the group photos,
 //! and prints a summary. Needs no camera, broker or GPIO.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,12 @@ use crate::sysinfo::median;
 /// Bench defaults, relative to the fixtures folder.
 pub const BENCH_FACE: &str = "faces/astronaut/01.jpg";
 pub const BENCH_GROUP: &str = "group/01.jpg";
+
+/// The right answer for a probe photo.
+enum Expect {
+    Person(String),
+    Stranger,
+}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -71,10 +78,15 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
             Ok(face) => {
                 println!("enrolled {name:<16} from {}", first.display());
                 people.push(Person { name: name.clone(), templates: vec![face.embedding] });
-                probes.extend(rest.iter().map(|p| (p.clone(), Some(name.clone()))));
+                probes.extend(rest.iter().map(|p| (p.clone(), Some(Expect::Person(name.clone())))));
             }
             Err(e) => println!("could not enroll {name}: {e:#}"),
         }
+    }
+    // Strangers are never enrolled: the right answer for them is "unknown".
+    let strangers_dir = fixtures.join("strangers");
+    if strangers_dir.is_dir() {
+        probes.extend(images_in(&strangers_dir)?.into_iter().map(|p| (p, Some(Expect::Stranger))));
     }
     let group_dir = fixtures.join("group");
     if group_dir.is_dir() {
@@ -105,13 +117,20 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<i32> {
             })
             .collect();
         println!("{}: {}", path.display(), if names.is_empty() { "no face".to_string() } else { names.join(", ") });
-        if let Some(expected) = expected {
-            let hit = results.iter().any(|r| matches!(r, Identification::Match { person, .. } if person == expected));
-            if hit { correct += 1 } else { wrong += 1 }
-        }
+        let right = match expected {
+            Some(Expect::Person(name)) => {
+                results.iter().any(|r| matches!(r, Identification::Match { person, .. } if person == name))
+            }
+            Some(Expect::Stranger) => {
+                !results.is_empty() && results.iter().all(|r| matches!(r, Identification::Unknown { .. }))
+            }
+            None => continue,
+        };
+        if right { correct += 1 } else { wrong += 1 }
     }
     println!(
-        "\nsummary: {} people enrolled, {} photos of enrolled people identified correctly, {} missed; median {:.1} ms per photo",
+        "\nsummary: {} people enrolled; {} photos answered right (enrolled person named, stranger unknown), {} wrong; \
+         median {:.1} ms per photo",
         people.len(),
         correct,
         wrong,
