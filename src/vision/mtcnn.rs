@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bbox::{BBox, Overlap, nms};
 use super::models::InputSpec;
-use super::resize::RgbResizer;
+use super::resize::{RgbResizer, area_shrink};
 use super::runtime::SingleInputModel;
 
 /// Detection settings (the `[detector]` config section).
@@ -128,7 +128,7 @@ impl Mtcnn {
         if longest > params.max_side {
             let ratio = params.max_side as f32 / longest as f32;
             let (sw, sh) = (((w as f32 * ratio).round() as u32).max(1), ((h as f32 * ratio).round() as u32).max(1));
-            let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
+            let pixels = area_shrink(image.as_raw(), w as usize, h as usize, sw as usize, sh as usize)?;
             let Some(small) = RgbImage::from_raw(sw, sh, pixels) else {
                 bail!("internal: resized buffer has wrong size")
             };
@@ -176,7 +176,7 @@ impl Mtcnn {
             if sw < 12 || sh < 12 {
                 continue;
             }
-            let pixels = self.resizer.resize(image.as_raw(), w, h, sw, sh)?;
+            let pixels = area_shrink(image.as_raw(), w as usize, h as usize, sw as usize, sh as usize)?;
             let mut tensor = Array4::<f32>::zeros((1, sw as usize, sh as usize, 3));
             write_swapped(&pixels, sw as usize, sh as usize, self.norm, tensor.as_slice_mut().unwrap_or_default());
             let outputs = self.pnet.run(tensor.view())?;
@@ -246,7 +246,11 @@ impl Mtcnn {
         for (i, b) in boxes.iter().enumerate() {
             let crop = padded_crop(image, b);
             let (cw, ch) = crop.dimensions();
-            let pixels = self.resizer.resize(crop.as_raw(), cw, ch, side as u32, side as u32)?;
+            let pixels = if cw as usize >= side && ch as usize >= side {
+                area_shrink(crop.as_raw(), cw as usize, ch as usize, side, side)?
+            } else {
+                self.resizer.resize(crop.as_raw(), cw, ch, side as u32, side as u32)?
+            };
             write_swapped(&pixels, side, side, self.norm, &mut data[i * per_crop..(i + 1) * per_crop]);
         }
         Ok(tensor)
