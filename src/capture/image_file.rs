@@ -15,8 +15,8 @@ pub const MAX_DECODE_BYTES: u64 = 768 * 1024 * 1024;
 /// Why an image file could not be used. Every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageFileError {
-    #[error("{path}: cannot read the file ({source}); check the path and permissions")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: cannot read the file ({cause}); check the path and permissions")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: the file is empty (0 bytes); re-copy or re-export the photo")]
     Empty { path: String },
     #[error("{path}: not an image in a format facegate reads (JPEG, PNG, BMP, GIF, TIFF, WebP)")]
@@ -41,7 +41,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageFileError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| ImageFileError::Io { path: shown.clone(), source })?;
+        .map_err(|cause| ImageFileError::Io { path: shown.clone(), cause })?;
     decode_rgb(&bytes, &shown)
 }
 

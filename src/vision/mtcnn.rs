@@ -151,12 +151,14 @@ impl Mtcnn {
         let t0 = std::time::Instant::now();
         let proposals = self.propose(image, params)?;
         times.pnet_ms = t0.elapsed().as_secs_f64() * 1e3;
+        log::trace!("P-Net proposed {} boxes", proposals.len());
         if proposals.is_empty() {
             return Ok((Vec::new(), times));
         }
         let t1 = std::time::Instant::now();
         let refined = self.refine(image, &proposals, params.thresholds[1])?;
         times.rnet_ms = t1.elapsed().as_secs_f64() * 1e3;
+        log::trace!("R-Net kept {} boxes", refined.len());
         if refined.is_empty() {
             return Ok((Vec::new(), times));
         }
@@ -194,8 +196,11 @@ impl Mtcnn {
     fn refine(&mut self, image: &RgbImage, candidates: &[BBox], threshold: f32) -> Result<Vec<BBox>> {
         let mut passed = Vec::new();
         for chunk in candidates.chunks(MAX_BATCH) {
+            let tc = std::time::Instant::now();
             let tensor = self.crops(image, chunk, 24)?;
+            let crop_ms = tc.elapsed().as_secs_f64() * 1e3;
             let outputs = self.rnet.run(tensor.view())?;
+            log::trace!("R-Net batch {}: crops {crop_ms:.2} ms, total {:.2} ms", chunk.len(), tc.elapsed().as_secs_f64() * 1e3);
             let (reg, prob) = (rows(&outputs[0], 4)?, rows(&outputs[1], 2)?);
             for (i, candidate) in chunk.iter().enumerate() {
                 let score = prob[i * 2 + 1];
