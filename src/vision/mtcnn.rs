@@ -172,13 +172,16 @@ impl Mtcnn {
     fn propose(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<Vec<BBox>> {
         let (w, h) = image.dimensions();
         let mut all = Vec::new();
+        let mut resize_ms = 0.0;
         for scale in pyramid_scales(w.min(h), params) {
             let sw = (w as f32 * scale).ceil() as u32;
             let sh = (h as f32 * scale).ceil() as u32;
             if sw < 12 || sh < 12 {
                 continue;
             }
+            let tr = std::time::Instant::now();
             let pixels = area_shrink(image.as_raw(), w as usize, h as usize, sw as usize, sh as usize)?;
+            resize_ms += tr.elapsed().as_secs_f64() * 1e3;
             let mut tensor = Array4::<f32>::zeros((1, sw as usize, sh as usize, 3));
             write_swapped(&pixels, sw as usize, sh as usize, self.norm, tensor.as_slice_mut().unwrap_or_default());
             let outputs = self.pnet.run(tensor.view())?;
@@ -187,6 +190,7 @@ impl Mtcnn {
             let keep = nms(&plain, 0.5, Overlap::Union);
             all.extend(keep.into_iter().map(|i| boxes[i]));
         }
+        log::trace!("pyramid resizing took {resize_ms:.2} ms");
         let all_boxes: Vec<BBox> = all.iter().map(|(b, _)| *b).collect();
         let keep = nms(&all_boxes, 0.7, Overlap::Union);
         Ok(keep.into_iter().map(|i| all[i].0.regress(all[i].1, false).squared().truncated()).collect())

@@ -59,33 +59,57 @@ fn area_taps(src: usize, dst: usize) -> Vec<Taps> {
         .collect()
 }
 
-/// Shrinks packed RGB8 exactly as OpenCV's `INTER_AREA` does (separable area averaging). Used for
-/// the small MTCNN crops, where the last fraction of a pixel moves O-Net's boxes and landmarks.
+/// For each input index, the outputs it feeds and with what weight (the transpose of the taps).
+fn scatter_taps(taps: &[Taps], src: usize) -> Vec<Taps> {
+    let mut by_input = vec![Vec::new(); src];
+    for (out, list) in taps.iter().enumerate() {
+        for &(input, weight) in list {
+            by_input[input].push((out, weight));
+        }
+    }
+    by_input
+}
+
+/// Shrinks packed RGB8 exactly as OpenCV's `INTER_AREA` does (separable area averaging). MTCNN's
+/// weights were trained on such pyramids and crops; with an approximate filter a profile face's
+/// box moved to IoU 0.89 against the reference implementation.
+///
+/// Rows are reduced first, each input row added into the one or two output rows it covers
+/// (a contiguous multiply-add the compiler vectorises), then columns the same way.
 pub fn area_shrink(pixels: &[u8], width: usize, height: usize, out_w: usize, out_h: usize) -> Result<Vec<u8>> {
     if pixels.len() < width * height * 3 || out_w == 0 || out_h == 0 || out_w > width || out_h > height {
         anyhow::bail!("area_shrink: bad sizes {width}x{height} -> {out_w}x{out_h}");
     }
-    let (xt, yt) = (area_taps(width, out_w), area_taps(height, out_h));
-    let mut rows = vec![0.0f32; height * out_w * 3];
-    for y in 0..height {
-        let src = &pixels[y * width * 3..(y + 1) * width * 3];
-        let dst = &mut rows[y * out_w * 3..(y + 1) * out_w * 3];
-        for (ox, taps) in xt.iter().enumerate() {
-            let mut acc = [0.0f32; 3];
-            for &(sx, w) in taps {
-                for c in 0..3 {
-                    acc[c] += src[sx * 3 + c] as f32 * w;
-                }
+    let stride = width * 3;
+    let rows_to = scatter_taps(&area_taps(height, out_h), height);
+    let cols_to = scatter_taps(&area_taps(width, out_w), width);
+    let mut rows = vec![0.0f32; out_h * stride];
+    for (y, targets) in rows_to.iter().enumerate() {
+        let src = &pixels[y * stride..(y + 1) * stride];
+        for &(oy, weight) in targets {
+            let dst = &mut rows[oy * stride..(oy + 1) * stride];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d += v as f32 * weight;
             }
-            dst[ox * 3..ox * 3 + 3].copy_from_slice(&acc);
         }
     }
     let mut out = vec![0u8; out_w * out_h * 3];
-    for (oy, taps) in yt.iter().enumerate() {
-        let dst = &mut out[oy * out_w * 3..(oy + 1) * out_w * 3];
-        for (i, v) in dst.iter_mut().enumerate() {
-            let acc: f32 = taps.iter().map(|&(sy, w)| rows[sy * out_w * 3 + i] * w).sum();
-            *v = acc.round().clamp(0.0, 255.0) as u8;
+    let mut line = vec![0.0f32; out_w * 3];
+    for oy in 0..out_h {
+        line.fill(0.0);
+        let row = &rows[oy * stride..(oy + 1) * stride];
+        for (x, targets) in cols_to.iter().enumerate() {
+            let px = &row[x * 3..x * 3 + 3];
+            for &(ox, weight) in targets {
+                let d = &mut line[ox * 3..ox * 3 + 3];
+                d[0] += px[0] * weight;
+                d[1] += px[1] * weight;
+                d[2] += px[2] * weight;
+            }
+        }
+        for (o, &v) in out[oy * out_w * 3..(oy + 1) * out_w * 3].iter_mut().zip(&line) {
+            // Values are non-negative: adding 0.5 and truncating rounds to nearest.
+            *o = (v + 0.5).min(255.0) as u8;
         }
     }
     Ok(out)
@@ -105,6 +129,38 @@ mod tests {
         let taps = area_taps(3, 2);
         assert_eq!(taps[0].len(), 2);
         assert!((taps[0][0].1 - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    /// The plain gather form of the same averaging, as an independent check.
+    fn area_shrink_gather(pixels: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> {
+        let (xt, yt) = (area_taps(w, ow), area_taps(h, oh));
+        let mut out = vec![0u8; ow * oh * 3];
+        for (oy, ty) in yt.iter().enumerate() {
+            for (ox, tx) in xt.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc = 0.0f32;
+                    for &(sy, wy) in ty {
+                        for &(sx, wx) in tx {
+                            acc += pixels[(sy * w + sx) * 3 + c] as f32 * wx * wy;
+                        }
+                    }
+                    out[(oy * ow + ox) * 3 + c] = acc.round() as u8;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn area_shrink_matches_gather_form() {
+        let (w, h) = (37, 23);
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+        for (ow, oh) in [(12, 12), (24, 7), (37, 23), (5, 3), (19, 22)] {
+            let fast = area_shrink(&pixels, w, h, ow, oh).unwrap();
+            let slow = area_shrink_gather(&pixels, w, h, ow, oh);
+            let worst = fast.iter().zip(&slow).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+            assert!(worst <= 1, "{ow}x{oh}: differs by {worst}");
+        }
     }
 
     #[test]
