@@ -53,8 +53,19 @@ def normalise(x):
     return ((x.astype(np.float32) - 127.5) * 0.0078125).astype(np.float32)
 
 
+def similarity(src, dst):
+    """Least-squares similarity (rotation, scale, shift) taking src points to dst (Umeyama, 2-D)."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    norm = (s ** 2).sum()
+    a = (s * d).sum() / norm
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / norm
+    t = md - np.array([a * ms[0] - b * ms[1], b * ms[0] + a * ms[1]])
+    return np.array([[a, -b, t[0]], [b, a, t[1]]], np.float64)
+
+
 def aligned_crop(image, landmarks):
-    m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), TEMPLATE, method=cv2.LMEDS)
+    m = similarity(landmarks.astype(np.float64), TEMPLATE.astype(np.float64))
     return cv2.warpAffine(image, m, (112, 112), borderValue=0)
 
 

