@@ -52,7 +52,8 @@ fn detect_json(path: &Path) -> (std::process::Output, serde_json::Value) {
     let out = facegate(&["detect", "--json", path.to_str().unwrap()]);
     assert_no_panic(&out);
     let line = stdout(&out);
-    let value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", stderr(&out)));
+    let value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", stderr(&out)));
     (out, value)
 }
 
@@ -169,7 +170,8 @@ fn tiny_and_huge_images_are_handled() {
 fn enroll_refuses_photos_without_exactly_one_face() {
     let dir = tempfile::tempdir().unwrap();
     let gallery = dir.path().join("g.json");
-    let blank = write(dir.path(), "blank.png", &encode(&DynamicImage::ImageRgb8(RgbImage::new(200, 200)), ImageFormat::Png));
+    let blank =
+        write(dir.path(), "blank.png", &encode(&DynamicImage::ImageRgb8(RgbImage::new(200, 200)), ImageFormat::Png));
     let f = face();
     let mut two = RgbImage::new(f.width() * 2, f.height());
     image::imageops::replace(&mut two, &f, 0, 0);
@@ -177,7 +179,15 @@ fn enroll_refuses_photos_without_exactly_one_face() {
     let two = write(dir.path(), "two.jpg", &encode(&DynamicImage::ImageRgb8(two), ImageFormat::Jpeg));
     let good = fixture(FACE);
     for (bad, expected) in [(&blank, "no face found"), (&two, "faces found; an enrolment photo must show only")] {
-        let out = facegate(&["enroll", "--name", "ann", "--gallery", gallery.to_str().unwrap(), good.to_str().unwrap(), bad.to_str().unwrap()]);
+        let out = facegate(&[
+            "enroll",
+            "--name",
+            "ann",
+            "--gallery",
+            gallery.to_str().unwrap(),
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(2));
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));

@@ -204,7 +204,11 @@ impl Mtcnn {
             let tensor = self.crops(image, chunk, 24)?;
             let crop_ms = tc.elapsed().as_secs_f64() * 1e3;
             let outputs = self.rnet.run(tensor.view())?;
-            log::trace!("R-Net batch {}: crops {crop_ms:.2} ms, total {:.2} ms", chunk.len(), tc.elapsed().as_secs_f64() * 1e3);
+            log::trace!(
+                "R-Net batch {}: crops {crop_ms:.2} ms, total {:.2} ms",
+                chunk.len(),
+                tc.elapsed().as_secs_f64() * 1e3
+            );
             let (reg, prob) = (rows(&outputs[0], 4)?, rows(&outputs[1], 2)?);
             for (i, candidate) in chunk.iter().enumerate() {
                 let score = prob[i * 2 + 1];
