@@ -75,10 +75,6 @@ fn unreadable_inputs_give_clear_errors() {
     for (path, expected) in cases {
         let (out, value) = detect_json(&path);
         let error = error_of(&value);
-        // A truncated JPEG may decode with a grey lower part instead: then it is a result, not an error.
-        if expected == "corrupt or truncated" && error.is_empty() && path.ends_with("truncated.jpg") {
-            continue;
-        }
         assert!(error.contains(expected), "{}: expected an error containing {expected:?}, got {value}", path.display());
         assert_eq!(out.status.code(), Some(1), "a failed image makes detect exit 1");
     }

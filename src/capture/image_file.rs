@@ -54,8 +54,17 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageFileError> 
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageFileError::Corrupt { path: path(), detail: e.to_string() })?;
-    if reader.format().is_none() {
-        return Err(ImageFileError::NotAnImage { path: path() });
+    match reader.format() {
+        None => return Err(ImageFileError::NotAnImage { path: path() }),
+        Some(image::ImageFormat::Jpeg) if !jpeg_has_end_marker(bytes) => {
+            // The JPEG decoder fills a cut-off file with grey and reports success; a template made
+            // from half a face is worse than an error.
+            return Err(ImageFileError::Corrupt {
+                path: path(),
+                detail: "JPEG ends before its end-of-image marker".into(),
+            });
+        }
+        Some(_) => {}
     }
     let mut decoder = reader.into_decoder().map_err(|e| classify(e, name))?;
     let (width, height) = decoder.dimensions();
@@ -71,6 +80,18 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageFileError> 
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.into_rgb8(),
     })
+}
+
+/// Whether a JPEG's last start-of-scan (FF DA) is followed by an end-of-image marker (FF D9).
+/// Inside entropy-coded data an FF byte is always followed by 00 or a restart marker, so these
+/// two markers only appear as markers; an embedded EXIF thumbnail has its own pair, earlier.
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        (None, _) => true, // no scan at all: let the decoder report what is wrong
+        (Some(_), None) => false,
+    }
 }
 
 fn classify(error: image::ImageError, name: &str) -> ImageFileError {
@@ -123,6 +144,17 @@ mod tests {
         let bytes = png_bytes(image);
         let err = decode_rgb(&bytes[..bytes.len() / 2], "t.png").unwrap_err();
         assert!(matches!(err, ImageFileError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_jpeg_is_corrupt_even_though_the_decoder_would_accept_it() {
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 3])));
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        let bytes = out.into_inner();
+        assert!(decode_rgb(&bytes, "whole.jpg").is_ok());
+        let err = decode_rgb(&bytes[..bytes.len() * 2 / 3], "cut.jpg").unwrap_err();
+        assert!(err.to_string().contains("end-of-image"), "{err}");
     }
 
     #[test]
