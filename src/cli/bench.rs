@@ -35,8 +35,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
     pub thread_counts: Vec<usize>,
     /// Model variants to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values = ["fp32", "int8"])]
-    pub variants: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_variant, default_values = ["fp32", "int8"])]
+    pub variants: Vec<Variant>,
     /// Smallest face the detector looks for during the benchmark, in pixels.
     #[arg(long, default_value_t = 40.0)]
     pub detect_min_face: f32,
@@ -159,12 +159,7 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     let policy = MatchPolicy { threshold: config.matching.threshold.unwrap_or(0.5), margin: config.matching.margin };
     let mut pipeline_figures = Vec::new();
     let mut rss_models = 0.0;
-    for variant_name in &args.variants {
-        let variant = match variant_name.as_str() {
-            "fp32" => Variant::Fp32,
-            "int8" => Variant::Int8,
-            other => anyhow::bail!("--variants: unknown variant `{other}` (use fp32,int8)"),
-        };
+    for &variant in &args.variants {
         for &threads in &args.thread_counts {
             runtime.set_intra_threads(threads);
             let mut detector = config.detector.clone();

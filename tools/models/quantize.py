@@ -28,9 +28,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "reference"))
 from make_parity import load_reference_detector  # noqa: E402
+from pipeline import TEMPLATE, similarity  # noqa: E402
 
-TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                     [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 RNG = np.random.default_rng(1234)
 
 
@@ -51,17 +50,6 @@ def augment(image):
 
 def normalise(x):
     return ((x.astype(np.float32) - 127.5) * 0.0078125).astype(np.float32)
-
-
-def similarity(src, dst):
-    """Least-squares similarity (rotation, scale, shift) taking src points to dst (Umeyama, 2-D)."""
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    norm = (s ** 2).sum()
-    a = (s * d).sum() / norm
-    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / norm
-    t = md - np.array([a * ms[0] - b * ms[1], b * ms[0] + a * ms[1]])
-    return np.array([[a, -b, t[0]], [b, a, t[1]]], np.float64)
 
 
 def aligned_crop(image, landmarks):
