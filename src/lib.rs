@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod engine;
 pub mod eval;
 pub mod gallery;
