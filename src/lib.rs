@@ -4,6 +4,7 @@
 //! capture of still images, the vision core (MTCNN, alignment, MobileFaceNet on ONNX Runtime),
 //! the gallery and matching, evaluation metrics and the command line.
 
+pub mod act;
 pub mod capture;
 pub mod cli;
 pub mod config;

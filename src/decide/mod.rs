@@ -4,5 +4,6 @@
 //! Building block for the appliance (issue 3); not yet wired to cameras or the door.
 
 pub mod clock;
+pub mod policy;
 pub mod tracker;
 pub mod voter;

@@ -1,0 +1,1 @@
+//! The door relay and the door contact.

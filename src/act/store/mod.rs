@@ -1,0 +1,1 @@
+//! The SQLite store: people, face templates, attendance and the event outbox.
