@@ -20,6 +20,7 @@ pub struct Config {
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
     pub decide: DecideConfig,
+    pub store: crate::act::store::StoreConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.detector.validate()?;
         self.decide.validate()?;
+        self.store.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {

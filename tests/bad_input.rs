@@ -165,7 +165,7 @@ fn tiny_and_huge_images_are_handled() {
 #[test]
 fn enroll_refuses_photos_without_exactly_one_face() {
     let dir = tempfile::tempdir().unwrap();
-    let gallery = dir.path().join("g.json");
+    let gallery = dir.path().join("g.db");
     let blank =
         write(dir.path(), "blank.png", &encode(&DynamicImage::ImageRgb8(RgbImage::new(200, 200)), ImageFormat::Png));
     let f = face();
@@ -176,11 +176,11 @@ fn enroll_refuses_photos_without_exactly_one_face() {
     let good = fixture(FACE);
     for (bad, expected) in [(&blank, "no face found"), (&two, "faces found; an enrolment photo must show only")] {
         let out = facegate(&[
+            "--db",
+            gallery.to_str().unwrap(),
             "enroll",
             "--name",
             "ann",
-            "--gallery",
-            gallery.to_str().unwrap(),
             good.to_str().unwrap(),
             bad.to_str().unwrap(),
         ]);

@@ -26,8 +26,8 @@ fn names(image: &Value) -> Vec<String> {
         .collect()
 }
 
-fn enroll(gallery: &str, name: &str, photo: &str, variant: &str) -> std::process::Output {
-    let out = facegate(&["--variant", variant, "enroll", "--gallery", gallery, "--name", name, &path(photo)]);
+fn enroll(db: &str, name: &str, photo: &str, variant: &str) -> std::process::Output {
+    let out = facegate(&["--variant", variant, "--db", db, "enroll", "--name", name, &path(photo)]);
     assert_no_panic(&out);
     out
 }
@@ -36,7 +36,7 @@ fn enroll(gallery: &str, name: &str, photo: &str, variant: &str) -> std::process
 fn enrolled_people_are_named_and_strangers_are_not() {
     for variant in ["fp32", "int8"] {
         let dir = tempfile::tempdir().unwrap();
-        let gallery = dir.path().join("gallery.json");
+        let gallery = dir.path().join("facegate.db");
         let gallery = gallery.to_str().unwrap();
         for (name, photo) in [("astronaut", "faces/astronaut/01.jpg"), ("hopper", "faces/hopper/01.jpg")] {
             let out = enroll(gallery, name, photo, variant);
@@ -47,7 +47,7 @@ fn enrolled_people_are_named_and_strangers_are_not() {
             variant,
             "identify",
             "--json",
-            "--gallery",
+            "--db",
             gallery,
             &path("faces/astronaut/02.jpg"),
             &path("faces/hopper/02.jpg"),
@@ -87,13 +87,72 @@ fn verify_tells_same_from_different() {
 #[test]
 fn a_gallery_refuses_templates_from_another_model() {
     let dir = tempfile::tempdir().unwrap();
-    let gallery = dir.path().join("g.json");
+    let gallery = dir.path().join("g.db");
     let gallery = gallery.to_str().unwrap();
     assert_eq!(enroll(gallery, "hopper", "faces/hopper/01.jpg", "fp32").status.code(), Some(0));
-    let out = facegate(&["--variant", "int8", "identify", "--gallery", gallery, &path("faces/hopper/02.jpg")]);
+    let out = facegate(&["--variant", "int8", "identify", "--db", gallery, &path("faces/hopper/02.jpg")]);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("enroll again"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("re-enroll"), "{}", stderr(&out));
+    let out = enroll(gallery, "astronaut", "faces/astronaut/01.jpg", "int8");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("re-enroll"), "{}", stderr(&out));
+}
+
+#[test]
+fn enroll_from_folder_people_commands_and_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let db = db.to_str().unwrap();
+    let people = dir.path().join("people");
+    for (person, photo) in [("astronaut", "faces/astronaut/01.jpg"), ("hopper", "faces/hopper/01.jpg")] {
+        std::fs::create_dir_all(people.join(person)).unwrap();
+        std::fs::copy(fixture(photo), people.join(person).join("01.jpg")).unwrap();
+    }
+    // A bad photo is reported and skipped, and makes the exit code 1; the others are enrolled.
+    std::fs::copy(fixture("noface/cat.jpg"), people.join("hopper/cat.jpg")).unwrap();
+    std::fs::create_dir_all(people.join("cat")).unwrap();
+    std::fs::copy(fixture("noface/cat.jpg"), people.join("cat/cat.jpg")).unwrap();
+    let out = facegate(&["--db", db, "enroll", "--from", people.to_str().unwrap()]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("enrolled 2 of 3 people"), "{}", stdout(&out));
+    let list = facegate(&["--db", db, "people", "list", "--json"]);
+    let list: Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    let enrolled: Vec<(&str, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["templates"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(enrolled, [("astronaut", 1), ("hopper", 1)]);
+
+    for args in [
+        &["people", "rename", "hopper", "Grace Hopper"][..],
+        &["people", "set-role", "astronaut", "visitor"],
+        &["people", "set-schedule", "#1", "mon-fri 07:00-19:00"],
+        &["people", "add", "Guest", "--role", "visitor"],
+    ] {
+        let out = facegate(&[&["--db", db][..], args].concat());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = facegate(&["--db", db, "people", "list"]);
+    let text = stdout(&out);
+    assert!(text.contains("Grace Hopper") && text.contains("visitor") && text.contains("fri 07:00-19:00"), "{text}");
+    let out = facegate(&["--db", db, "people", "set-role", "nobody", "visitor"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("people list"), "{}", stderr(&out));
+
+    let out = facegate(&["--db", db, "identify", "--json", &path("faces/hopper/02.jpg")]);
+    assert_eq!(names(&json_lines(&out)[0]), ["Grace Hopper"]);
+    let out = facegate(&["--db", db, "forget", "grace hopper"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("erased Grace Hopper") && stdout(&out).contains("1 template(s)"), "{}", stdout(&out));
+    let out = facegate(&["--db", db, "identify", "--json", &path("faces/hopper/02.jpg")]);
+    assert_eq!(names(&json_lines(&out)[0]), ["unknown"]);
+    let out = facegate(&["--db", db, "attendance", "--csv", "--from", "2026-01-01", "--to", "2026-01-02"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "date,person,first_in,last_out,passes");
 }
 
 /// A tiny data set in the faces-dev format, made from the fixtures.

@@ -31,7 +31,7 @@ pub struct DemoArgs {
     pub fixtures: Option<PathBuf>,
 }
 
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -7,6 +7,7 @@ mod draw;
 mod eval;
 mod people;
 mod plot;
+pub mod store;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,9 @@ pub struct GlobalArgs {
     /// Cosine-similarity threshold for a match (default: the model's, from the manifest).
     #[arg(long, global = true)]
     pub threshold: Option<f32>,
+    /// The SQLite database of people, templates and attendance (default: [store] path, facegate.db).
+    #[arg(long, global = true, value_name = "FILE", env = "FACEGATE_DB")]
+    pub db: Option<PathBuf>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -76,9 +80,9 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Say whether two photos show the same person, with the similarity and the threshold used.
     Verify(people::VerifyArgs),
-    /// Enroll a person into a gallery from one or more photos (each must show exactly one face).
+    /// Enroll a person from photos (each must show exactly one face), or everyone in DIR/NAME/ folders.
     Enroll(people::EnrollArgs),
-    /// Identify every face in images against a gallery.
+    /// Identify every face in images against the enrolled people.
     Identify(people::IdentifyArgs),
     /// Measure accuracy and speed on a folder in the faces-dev format (manifest.csv, pairs.csv).
     Eval(eval::EvalArgs),
@@ -86,6 +90,15 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run the built-in demo: enroll people from bundled photos and identify faces in others.
     Demo(demo::DemoArgs),
+    /// List, add, remove, rename people and set their role or schedule.
+    People(store::PeopleArgs),
+    /// First in / last out per person per day (local time zone).
+    Attendance(store::AttendanceArgs),
+    /// Erase a person: templates, events and undelivered MQTT events (the right to erasure).
+    Forget(store::ForgetArgs),
+    /// Crash-test helper: writes store rows in a loop, printing each once durable.
+    #[command(hide = true)]
+    StoreTorture(store::TortureArgs),
 }
 
 impl GlobalArgs {
@@ -116,6 +129,9 @@ impl GlobalArgs {
         if let Some(threshold) = self.threshold {
             config.matching.threshold = Some(threshold);
         }
+        if let Some(db) = &self.db {
+            config.store.path = db.clone();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -132,5 +148,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Eval(args) => eval::run(&config, args),
         Command::Bench(args) => bench::run(&config, args),
         Command::Demo(args) => demo::run(&config, args),
+        Command::People(args) => store::people(&config, args),
+        Command::Attendance(args) => store::attendance(&config, args),
+        Command::Forget(args) => store::forget(&config, args),
+        Command::StoreTorture(args) => store::torture(&config, args),
     }
 }

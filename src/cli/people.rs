@@ -1,15 +1,16 @@
 //! `facegate verify`, `enroll` and `identify`: the face-recognition commands on image files.
+//! Enrolled people live in the SQLite store (`--db`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::act::store::{NewTemplate, Store};
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::gallery::GalleryStore;
-use crate::gallery::file::FileGallery;
 use crate::gallery::matcher::{Identification, Matcher};
 use crate::vision::bbox::BBox;
 use crate::vision::embed::cosine;
@@ -26,22 +27,15 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GalleryArgs {
-    /// Gallery file (JSON); created by the first enroll.
-    #[arg(long, value_name = "FILE", default_value = "gallery.json", env = "FACEGATE_GALLERY")]
-    pub gallery: PathBuf,
-}
-
-#[derive(Debug, Args)]
 pub struct EnrollArgs {
     /// The person's name (enrolling the same name again adds photos to them).
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, requires = "images", conflicts_with = "from")]
+    pub name: Option<String>,
     /// Photos of the person, each showing exactly one face. One is enough; more help.
-    #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    #[command(flatten)]
-    pub gallery: GalleryArgs,
+    /// A folder with one sub-folder of photos per person (the folder name is the person's name).
+    #[arg(long, value_name = "DIR", conflicts_with = "images")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -49,8 +43,6 @@ pub struct IdentifyArgs {
     /// Photos to identify every face in.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    #[command(flatten)]
-    pub gallery: GalleryArgs,
     /// Print JSON (one object per image).
     #[arg(long)]
     pub json: bool,
@@ -87,24 +79,105 @@ pub fn verify(config: &Config, args: VerifyArgs) -> Result<i32> {
 }
 
 pub fn enroll(config: &Config, args: EnrollArgs) -> Result<i32> {
+    match (args.name, args.from) {
+        (Some(name), None) => enroll_one(config, &name, &args.images),
+        (None, Some(dir)) => enroll_folder(config, &dir),
+        _ => bail!("say whom to enroll: `facegate enroll --name NAME PHOTO...` or `facegate enroll --from DIR`"),
+    }
+}
+
+/// A template from an enrolment photo: its one face's embedding and the photo's hash.
+fn template(engine: &mut Engine, path: &Path) -> Result<NewTemplate> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let face = engine.single_face(path)?;
+    Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(&bytes) })
+}
+
+fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
     let mut engine = Engine::open(config)?;
-    let mut gallery = FileGallery::open(&args.gallery.gallery, engine.template_model())?;
     // Check every photo before storing anything, so a bad photo never leaves a half-enrolled person.
     let mut templates = Vec::new();
     let mut problems = Vec::new();
-    for path in &args.images {
-        match engine.single_face(path) {
-            Ok(face) => templates.push(face.embedding),
+    for path in images {
+        match template(&mut engine, path) {
+            Ok(t) => templates.push(t),
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
     if !problems.is_empty() {
         bail!("nothing was enrolled:\n  {}", problems.join("\n  "));
     }
-    let count = templates.len();
-    gallery.enroll(&args.name, templates)?;
-    println!("enrolled {} with {count} photo(s) into {}", args.name.trim(), args.gallery.gallery.display());
+    let mut store = Store::open_config(&config.store)?;
+    let added = store.add_templates(name, &engine.template_model(), &templates)?;
+    let skipped = templates.len() - added;
+    let note = if skipped > 0 { format!(" ({skipped} already enrolled)") } else { String::new() };
+    println!("enrolled {} with {added} photo(s){note} into {}", name.trim(), store.path().display());
     Ok(0)
+}
+
+/// `enroll --from DIR`: each sub-folder is a person. A bad photo is reported and skipped; the
+/// person is enrolled from their good photos. Exit code 1 if any photo or person failed.
+fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}; give a folder with one sub-folder per person", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    let mut people = Vec::new();
+    for folder in folders {
+        let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        people.push((name, super::demo::images_in(&folder)?));
+    }
+    let total: usize = people.iter().map(|(_, photos)| photos.len()).sum();
+    if total == 0 {
+        bail!(
+            "no photos (jpg, jpeg, png) found in the sub-folders of {}: put each person's photos in DIR/NAME/",
+            dir.display()
+        );
+    }
+    let mut engine = Engine::open(config)?;
+    let model = engine.template_model();
+    let mut store = Store::open_config(&config.store)?;
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} photos, {msg} [{elapsed}, eta {eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut failures, mut enrolled) = (0, 0);
+    for (name, photos) in &people {
+        bar.set_message(name.clone());
+        let mut templates = Vec::new();
+        for photo in photos {
+            match template(&mut engine, photo) {
+                Ok(t) => templates.push(t),
+                Err(e) => {
+                    failures += 1;
+                    bar.println(format!("{name}: skipped: {e:#}"));
+                }
+            }
+            bar.inc(1);
+        }
+        if templates.is_empty() {
+            if !photos.is_empty() {
+                bar.println(format!("{name}: not enrolled: no usable photo"));
+            }
+            continue;
+        }
+        match store.add_templates(name, &model, &templates) {
+            Ok(added) => {
+                enrolled += 1;
+                bar.println(format!("{name}: {added} new photo(s) of {}", photos.len()));
+            }
+            Err(e) => {
+                failures += 1;
+                bar.println(format!("{name}: not enrolled: {e:#}"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    println!("enrolled {enrolled} of {} people into {}; {failures} problem(s)", people.len(), store.path().display());
+    Ok(if failures > 0 { 1 } else { 0 })
 }
 
 #[derive(Serialize)]
@@ -125,14 +198,18 @@ struct IdentifyResult {
 pub fn identify(config: &Config, args: IdentifyArgs) -> Result<i32> {
     let mut engine = Engine::open(config)?;
     let model = engine.template_model();
-    if !args.gallery.gallery.exists() {
+    if !config.store.path.exists() {
         bail!(
-            "gallery {} does not exist; enroll someone first (facegate enroll --name NAME PHOTO)",
-            args.gallery.gallery.display()
+            "database {} does not exist; enroll someone first (facegate enroll --name NAME PHOTO) or pass --db",
+            config.store.path.display()
         );
     }
-    let gallery = FileGallery::open(&args.gallery.gallery, model.clone())?;
-    let matcher = Matcher::new(model.dim, &gallery.people()?);
+    let store = Store::open_config(&config.store)?;
+    let people = store.gallery(&model)?;
+    if people.is_empty() {
+        log::warn!("nobody is enrolled in {}: every face will be unknown", store.path().display());
+    }
+    let matcher = Matcher::new(model.dim, &people);
     let mut failures = 0;
     for path in &args.images {
         let shown = path.display().to_string();

@@ -1,9 +1,8 @@
 //! Enrolled people and their face templates, behind a small storage interface.
 //!
-//! The vision core keeps the gallery in a JSON file ([`file::FileGallery`]); the appliance will
-//! put the same data in SQLite behind the same [`GalleryStore`] trait.
+//! The templates are kept in the SQLite store ([`crate::act::store::Store`]), which implements
+//! [`GalleryStore`]; the [`matcher::Matcher`] holds them in memory.
 
-pub mod file;
 pub mod matcher;
 
 use anyhow::Result;

@@ -1,0 +1,161 @@
+//! The database schema as numbered migrations, tracked in `PRAGMA user_version`.
+//!
+//! Each migration runs in its own `BEGIN IMMEDIATE` transaction that also bumps the version, so a
+//! crash mid-migration leaves the previous version intact, and two processes opening the same new
+//! file at once cannot both apply a step. Migrations are append-only: never edit a released one.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, TransactionBehavior};
+
+/// `PRAGMA application_id` of a facegate database ("FGAT"), so a foreign SQLite file is recognised.
+pub const APPLICATION_ID: i32 = 0x4647_4154;
+
+/// The migrations, in order; after applying `MIGRATIONS[i]` the schema version is `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: people, templates, events, outbox and counters.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('changes', 0), ('outbox_dropped', 0);
+
+    CREATE TABLE people (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(trim(name)) > 0),
+        role     TEXT NOT NULL DEFAULT 'employee' CHECK (role IN ('employee', 'visitor', 'watchlist')),
+        schedule TEXT NOT NULL DEFAULT 'always',
+        created  TEXT NOT NULL,
+        updated  TEXT NOT NULL
+    );
+
+    CREATE TABLE templates (
+        id            INTEGER PRIMARY KEY,
+        person_id     INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        embedding     BLOB NOT NULL,
+        dim           INTEGER NOT NULL CHECK (dim > 0 AND length(embedding) = 4 * dim),
+        model_id      TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        created       TEXT NOT NULL,
+        UNIQUE (person_id, model_id, source_sha256)
+    );
+    CREATE INDEX templates_person ON templates(person_id);
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        at_ms       INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        camera      TEXT NOT NULL,
+        door        TEXT,
+        person_id   INTEGER REFERENCES people(id) ON DELETE SET NULL,
+        person_name TEXT,
+        kind        TEXT NOT NULL CHECK (kind IN ('granted', 'denied', 'unknown', 'alert')),
+        reason      TEXT,
+        similarity  REAL,
+        margin      REAL,
+        votes       INTEGER NOT NULL,
+        vote_window INTEGER NOT NULL,
+        bbox        TEXT
+    );
+    CREATE INDEX events_at ON events(at_ms);
+    CREATE INDEX events_person ON events(person_id);
+
+    CREATE TABLE outbox (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id  TEXT NOT NULL UNIQUE,
+        topic     TEXT NOT NULL,
+        payload   BLOB NOT NULL,
+        retain    INTEGER NOT NULL CHECK (retain IN (0, 1)),
+        created   TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id) ON DELETE CASCADE
+    );
+    CREATE INDEX outbox_person ON outbox(person_id);
+    CREATE INDEX outbox_retain ON outbox(retain, seq);
+    CREATE INDEX outbox_topic ON outbox(topic, seq);
+    ",
+];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+fn user_version(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    u32::try_from(v).context("negative schema version")
+}
+
+/// Brings the schema to [`LATEST`]; a no-op when it already is.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    check_identity(conn)?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read the version inside the write lock: another process may have migrated meanwhile.
+        let version = user_version(&tx)?;
+        if version > LATEST {
+            bail!(
+                "the database has schema version {version} but this facegate knows only up to {LATEST}; \
+                 it was written by a newer facegate: upgrade facegate or use another --db file"
+            );
+        }
+        if version == LATEST {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])
+            .with_context(|| format!("migration to schema version {} failed", version + 1))?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        log::info!("database schema migrated to version {}", version + 1);
+    }
+}
+
+/// Refuses SQLite files that belong to another program instead of adding our tables to them.
+fn check_identity(conn: &Connection) -> Result<()> {
+    let app: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if app == APPLICATION_ID {
+        return Ok(());
+    }
+    if app != 0 {
+        bail!("it is an SQLite database of another program (application_id {app:#x})");
+    }
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    if tables > 0 {
+        bail!("it is an SQLite database with {tables} schema objects but no facegate tables");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), LATEST);
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), LATEST);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('people', 'templates', 'events', 'outbox', 'meta')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 5);
+    }
+
+    #[test]
+    fn refuses_newer_and_foreign_databases() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", LATEST + 1).unwrap();
+        let err = format!("{:#}", migrate(&mut conn).unwrap_err());
+        assert!(err.contains("newer facegate"), "{err}");
+
+        let mut foreign = Connection::open_in_memory().unwrap();
+        foreign.execute_batch("CREATE TABLE invoices (id INTEGER)").unwrap();
+        let err = format!("{:#}", migrate(&mut foreign).unwrap_err());
+        assert!(err.contains("no facegate tables"), "{err}");
+    }
+}

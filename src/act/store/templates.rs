@@ -1,0 +1,205 @@
+//! Face templates: embeddings bound to the model that made them, loaded as the matcher's gallery.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use rusqlite::{OptionalExtension, params};
+
+use super::people::{check_name, insert_person};
+use super::{Store, meta_add, now_text, write};
+use crate::decide::policy::{Role, Schedule};
+use crate::gallery::{GalleryStore, Person, TemplateModel};
+use crate::vision::embed::Embedding;
+use crate::vision::models::sha256_hex;
+
+/// A template to store: the embedding and the SHA-256 of the photo it came from (enrolling
+/// the same photo twice adds nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTemplate {
+    pub embedding: Embedding,
+    pub source_sha256: String,
+}
+
+fn to_blob(embedding: &[f32]) -> Vec<u8> {
+    embedding.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_blob(blob: &[u8]) -> Embedding {
+    blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+impl Store {
+    /// Adds templates to `who`, creating them as an employee (any time) if new. All or nothing.
+    /// Refuses templates of another model than the ones already stored. Returns how many were
+    /// added (a photo already enrolled for this person and model is skipped).
+    pub fn add_templates(&mut self, who: &str, model: &TemplateModel, templates: &[NewTemplate]) -> Result<usize> {
+        for t in templates {
+            if t.embedding.len() != model.dim {
+                bail!("a template has {} values but model {} makes {}-D ones", t.embedding.len(), model.id, model.dim);
+            }
+            if t.embedding.iter().any(|v| !v.is_finite()) {
+                bail!("a template holds NaN or infinite values; the embedder output is broken");
+            }
+        }
+        let path = self.path.clone();
+        let tx = write(&mut self.conn, &self.path)?;
+        let other: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT model_id, dim FROM templates WHERE model_id <> ?1 OR dim <> ?2 LIMIT 1",
+                params![model.id, model.dim as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, dim)) = other {
+            bail!(
+                "{} holds templates of model {id} ({dim}-D) but facegate is using {} ({}-D); mixing them would break \
+                 matching: re-enroll everyone into a new --db file, or select the model the database was made with",
+                path.display(),
+                model.id,
+                model.dim
+            );
+        }
+        let person = match Store::resolve(&tx, who)? {
+            Some(id) => id,
+            None => insert_person(&tx, check_name(who)?, Role::Employee, &Schedule::default())?,
+        };
+        let now = now_text();
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR IGNORE INTO templates (person_id, embedding, dim, model_id, source_sha256, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for t in templates {
+                added += insert.execute(params![
+                    person,
+                    to_blob(&t.embedding),
+                    model.dim as i64,
+                    model.id,
+                    t.source_sha256,
+                    now
+                ])?;
+            }
+        }
+        meta_add(&tx, "changes", 1)?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Everyone with templates, for the [`crate::gallery::matcher::Matcher`]. Refuses the whole
+    /// gallery if any template was made by another model (matching would be silently wrong).
+    pub fn gallery(&self, model: &TemplateModel) -> Result<Vec<Person>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.name, t.model_id, t.dim, t.embedding, t.id FROM templates t JOIN people p ON p.id = t.person_id \
+             ORDER BY p.name, t.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut people: BTreeMap<String, Vec<Embedding>> = BTreeMap::new();
+        let mut foreign: BTreeMap<String, String> = BTreeMap::new();
+        while let Some(row) = rows.next()? {
+            let (name, model_id, dim): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            if model_id != model.id || dim != model.dim as i64 {
+                foreign.insert(name, format!("{model_id} ({dim}-D)"));
+                continue;
+            }
+            let blob: Vec<u8> = row.get(3)?;
+            people.entry(name).or_default().push(from_blob(&blob));
+        }
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+            bail!(
+                "{} holds templates of another model than the one in use, {} ({}-D): {}; re-enroll these people \
+                 (facegate forget/remove, then enroll) or select the model they were enrolled with",
+                self.path.display(),
+                model.id,
+                model.dim,
+                list.join(", ")
+            );
+        }
+        Ok(people.into_iter().map(|(name, templates)| Person { name, templates }).collect())
+    }
+
+    fn bound_model(&self) -> Result<TemplateModel> {
+        self.model.clone().ok_or_else(|| {
+            anyhow::anyhow!("internal: Store::bind_model must be called before using it as a GalleryStore")
+        })
+    }
+}
+
+/// The generic gallery view; needs [`Store::bind_model`] first.
+impl GalleryStore for Store {
+    fn people(&self) -> Result<Vec<Person>> {
+        self.gallery(&self.bound_model()?)
+    }
+
+    fn enroll(&mut self, name: &str, templates: Vec<Embedding>) -> Result<()> {
+        let model = self.bound_model()?;
+        // No photo is known here: identify each template by its own bytes.
+        let templates: Vec<NewTemplate> = templates
+            .into_iter()
+            .map(|embedding| NewTemplate { source_sha256: sha256_hex(&to_blob(&embedding)), embedding })
+            .collect();
+        self.add_templates(name, &model, &templates).map(|_| ())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<bool> {
+        self.remove_person(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> TemplateModel {
+        TemplateModel { id: "mfn@abc".into(), dim: 3 }
+    }
+
+    fn t(v: [f32; 3], sha: &str) -> NewTemplate {
+        NewTemplate { embedding: v.to_vec(), source_sha256: sha.into() }
+    }
+
+    #[test]
+    fn templates_round_trip_and_duplicates_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(s.add_templates("Ann", &model(), &[t([1.0, 0.5, -0.25], "a"), t([0.0, 1.0, 0.0], "b")]).unwrap(), 2);
+        assert_eq!(s.add_templates("ann", &model(), &[t([9.0, 9.0, 9.0], "a")]).unwrap(), 0, "same photo again");
+        let ann = s.find_person("Ann").unwrap().unwrap();
+        assert_eq!((ann.role, ann.templates), (Role::Employee, 2));
+        s.add_person("Empty", Role::Employee, &Schedule::default()).unwrap();
+        let g = s.gallery(&model()).unwrap();
+        assert_eq!(g, vec![Person { name: "Ann".into(), templates: vec![vec![1.0, 0.5, -0.25], vec![0.0, 1.0, 0.0]] }]);
+    }
+
+    #[test]
+    fn another_model_is_refused_with_re_enroll_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.add_templates("Ann", &model(), &[t([1.0, 0.0, 0.0], "a")]).unwrap();
+        let other = TemplateModel { id: "mfn@int8".into(), dim: 3 };
+        let err = s.add_templates("Bob", &other, &[t([1.0, 0.0, 0.0], "b")]).unwrap_err().to_string();
+        assert!(err.contains("re-enroll") && err.contains("mfn@abc"), "{err}");
+        assert!(s.find_person("Bob").unwrap().is_none(), "all or nothing: Bob was not created");
+        let err = s.gallery(&other).unwrap_err().to_string();
+        assert!(err.contains("re-enroll") && err.contains("Ann"), "{err}");
+        assert!(
+            s.add_templates("Bob", &model(), &[NewTemplate { embedding: vec![1.0], source_sha256: "x".into() }])
+                .is_err()
+        );
+        assert!(s.add_templates("Bob", &model(), &[t([f32::NAN, 0.0, 0.0], "n")]).is_err());
+    }
+
+    #[test]
+    fn gallery_store_trait_works_on_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        assert!(GalleryStore::people(&s).is_err(), "unbound model is an error, not a panic");
+        s.bind_model(model());
+        s.enroll("Ann", vec![vec![1.0, 0.0, 0.0]]).unwrap();
+        s.enroll("Ann", vec![vec![0.0, 1.0, 0.0]]).unwrap();
+        assert_eq!(GalleryStore::people(&s).unwrap()[0].templates.len(), 2);
+        assert!(s.remove("ann").unwrap());
+        assert!(GalleryStore::people(&s).unwrap().is_empty());
+    }
+}
