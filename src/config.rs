@@ -18,6 +18,9 @@ pub struct Config {
     pub models: ModelsConfig,
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
+    /// The `[[camera]]` tables, in order (a camera's index in frames and stats).
+    #[serde(rename = "camera")]
+    pub cameras: Vec<crate::capture::CameraConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.detector.validate()?;
+        crate::capture::config::validate_cameras(&self.cameras)?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {
