@@ -387,6 +387,30 @@ mod tests {
 
     #[cfg(feature = "rtsp")]
     #[test]
+    fn h264_file_replay_decodes_every_frame_at_its_size() {
+        use openh264::encoder::Encoder;
+        use openh264::formats::{RgbSliceU8, YUVBuffer};
+        let mut encoder = Encoder::new().unwrap();
+        let mut stream = Vec::new();
+        for shade in [40u8, 120, 200, 90, 160] {
+            let rgb = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([shade, (x * 4) as u8, (y * 5) as u8]));
+            let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(rgb.as_raw(), (64, 48)));
+            encoder.encode(&yuv).unwrap().write_vec(&mut stream);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.h264");
+        std::fs::write(&path, &stream).unwrap();
+        let (hub, _cams) = start(camera(&path, 100.0, false), Arc::new(MonotonicClock::default()));
+        let frames = drain(&hub);
+        assert!(frames.len() >= 4, "{} frames; stats {:?}", frames.len(), hub.stats());
+        assert!(frames.iter().all(|f| f.image.dimensions() == (64, 48)));
+        let red: Vec<u8> = frames.iter().map(|f| f.image.get_pixel(2, 2).0[0]).collect();
+        assert!(red[0] < 80 && red[1] > 90, "frames follow the clip's shades: {red:?}");
+        assert_eq!(hub.stats()[0].state, CameraState::Ended);
+    }
+
+    #[cfg(feature = "rtsp")]
+    #[test]
     fn h265_files_are_refused_by_name() {
         let err = Reader::open_test(&[0, 0, 0, 1, 0x40, 0x01, 0x0c, 0x01, 0xff]).err().unwrap_or_default();
         assert!(err.contains("H.265 (HEVC)"), "{err}");
