@@ -21,6 +21,9 @@ pub struct Config {
     pub matching: MatchingConfig,
     pub decide: DecideConfig,
     pub store: crate::act::store::StoreConfig,
+    /// The `[[camera]]` tables, in order (a camera's index in frames and stats).
+    #[serde(rename = "camera")]
+    pub cameras: Vec<crate::capture::CameraConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,6 +71,7 @@ impl Config {
         self.detector.validate()?;
         self.decide.validate()?;
         self.store.validate()?;
+        crate::capture::config::validate_cameras(&self.cameras)?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {

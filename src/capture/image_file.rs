@@ -85,7 +85,7 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageFileError> 
 /// Whether a JPEG's last start-of-scan (FF DA) is followed by an end-of-image marker (FF D9).
 /// Inside entropy-coded data an FF byte is always followed by 00 or a restart marker, so these
 /// two markers only appear as markers; an embedded EXIF thumbnail has its own pair, earlier.
-fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
     let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
     match (last(0xDA), last(0xD9)) {
         (Some(sos), Some(eoi)) => eoi > sos,
