@@ -18,6 +18,9 @@ pub struct Config {
     pub models: ModelsConfig,
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
+    /// Door relays, one `[[door]]` table each.
+    #[serde(rename = "door")]
+    pub doors: Vec<crate::act::door::DoorConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Config {
         if self.runtime.intra_threads == 0 || self.runtime.intra_threads > 64 {
             bail!("runtime.intra_threads must be between 1 and 64 (got {})", self.runtime.intra_threads);
         }
+        crate::act::door::validate_doors(&self.doors)?;
         Ok(())
     }
 
