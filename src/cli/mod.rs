@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod detect;
+mod door;
 mod draw;
 mod eval;
 mod people;
@@ -86,6 +87,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run the built-in demo: enroll people from bundled photos and identify faces in others.
     Demo(demo::DemoArgs),
+    /// Door relays: `door test` pulses a configured relay once to check the wiring.
+    Door(door::DoorArgs),
 }
 
 impl GlobalArgs {
@@ -132,5 +135,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Eval(args) => eval::run(&config, args),
         Command::Bench(args) => bench::run(&config, args),
         Command::Demo(args) => demo::run(&config, args),
+        Command::Door(args) => door::run(&config, args),
     }
 }
