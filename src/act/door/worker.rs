@@ -429,7 +429,12 @@ mod tests {
             ..DoorConfig::default()
         };
         let r = rig(config, Some(contact.clone()));
-        wait_for(&r.events, DoorEventKind::ContactClosed);
+        // The first reading may come before the subscription: wait for the state instead.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while r.door.state().contact != Some(ContactState::Closed) {
+            assert!(Instant::now() < deadline, "the contact was never read");
+            std::thread::sleep(ms(1));
+        }
         contact.set_open(true);
         wait_for(&r.events, DoorEventKind::Forced);
         assert_eq!(r.door.state().contact, Some(ContactState::Open));
