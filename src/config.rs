@@ -24,6 +24,9 @@ pub struct Config {
     /// The `[[camera]]` tables, in order (a camera's index in frames and stats).
     #[serde(rename = "camera")]
     pub cameras: Vec<crate::capture::CameraConfig>,
+    /// Door relays, one `[[door]]` table each.
+    #[serde(rename = "door")]
+    pub doors: Vec<crate::act::door::DoorConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,7 @@ impl Config {
         if self.runtime.intra_threads == 0 || self.runtime.intra_threads > 64 {
             bail!("runtime.intra_threads must be between 1 and 64 (got {})", self.runtime.intra_threads);
         }
+        crate::act::door::validate_doors(&self.doors)?;
         Ok(())
     }
 

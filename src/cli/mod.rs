@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod detect;
+mod door;
 mod draw;
 mod eval;
 mod people;
@@ -99,6 +100,8 @@ pub enum Command {
     /// Crash-test helper: writes store rows in a loop, printing each once durable.
     #[command(hide = true)]
     StoreTorture(store::TortureArgs),
+    /// Door relays: `door test` pulses a configured relay once to check the wiring.
+    Door(door::DoorArgs),
 }
 
 impl GlobalArgs {
@@ -152,5 +155,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Attendance(args) => store::attendance(&config, args),
         Command::Forget(args) => store::forget(&config, args),
         Command::StoreTorture(args) => store::torture(&config, args),
+        Command::Door(args) => door::run(&config, args),
     }
 }

@@ -1,4 +1,5 @@
-//! Who may pass: a person's role and their weekly time windows.
+//! Who may pass: a person's role and their weekly time windows, and the rule ([`evaluate`]) that
+//! turns both into an access decision at the site's local time.
 //!
 //! Roles and schedules are stored as text in the database (`employee`, `mon-fri 07:00-19:00`),
 //! so both parse from and print to the same form.
@@ -6,7 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 /// What a person is to the site.
@@ -77,6 +81,72 @@ impl Schedule {
     pub fn allows(&self, weekday: u8, minute: u16) -> bool {
         self.windows.is_empty()
             || self.windows.iter().any(|w| w.days & (1 << weekday) != 0 && minute >= w.start_min && minute < w.end_min)
+    }
+
+    /// Whether a local wall-clock time falls in a window.
+    pub fn allows_at(&self, local: DateTime) -> bool {
+        let weekday = local.weekday().to_monday_zero_offset() as u8;
+        let minute = local.hour() as u16 * 60 + local.minute() as u16;
+        self.allows(weekday, minute)
+    }
+}
+
+/// What the door does for a recognised (or unknown) face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "access")]
+pub enum Access {
+    /// Open the door.
+    Granted,
+    /// Keep the door shut; the reason goes into the attendance record.
+    Denied { reason: DenyReason },
+    /// Keep the door shut and raise an alert: a watchlist match.
+    Alert,
+}
+
+/// Why a door stayed shut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// A known person outside all of their weekly windows.
+    OutsideSchedule,
+    /// The face matched nobody in the gallery (set by the decision loop, never by [`evaluate`]).
+    UnknownFace,
+}
+
+impl Access {
+    pub fn is_granted(self) -> bool {
+        self == Access::Granted
+    }
+}
+
+/// The access rule: employees and visitors pass inside their schedule and are denied outside it;
+/// a watchlist match never opens the door and raises an alert, whatever the schedule says.
+///
+/// `local` is the site's wall-clock time (see [`site_local_time`]), so windows follow the
+/// site's time zone and daylight-saving changes.
+pub fn evaluate(role: Role, schedule: &Schedule, local: DateTime) -> Access {
+    match role {
+        Role::Watchlist => Access::Alert,
+        Role::Employee | Role::Visitor if schedule.allows_at(local) => Access::Granted,
+        Role::Employee | Role::Visitor => Access::Denied { reason: DenyReason::OutsideSchedule },
+    }
+}
+
+/// The wall-clock time at the site for an instant: what schedules are written in.
+pub fn site_local_time(at: Timestamp, site: &TimeZone) -> DateTime {
+    site.to_datetime(at)
+}
+
+/// The site's time zone by IANA name (`Europe/Berlin`), or the system's when `name` is `None`.
+pub fn site_time_zone(name: Option<&str>) -> Result<TimeZone> {
+    match name {
+        None => Ok(TimeZone::system()),
+        Some(name) => TimeZone::get(name).with_context(|| {
+            format!(
+                "unknown time zone `{name}`: use an IANA name such as Europe/Berlin \
+                 (list: `timedatectl list-timezones`; install the tzdata package if the list is empty)"
+            )
+        }),
     }
 }
 
@@ -198,6 +268,76 @@ mod tests {
         assert_eq!("always".parse::<Schedule>().unwrap(), Schedule::default());
         let mixed: Schedule = "mon+wed 09:00-24:00".parse().unwrap();
         assert!(mixed.allows(2, 23 * 60 + 59) && !mixed.allows(1, 10 * 60));
+    }
+
+    fn at(text: &str) -> DateTime {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn employees_and_visitors_pass_inside_their_window_only() {
+        let office: Schedule = "mon-fri 07:00-19:00".parse().unwrap();
+        // 2026-11-23 is a Monday.
+        for role in [Role::Employee, Role::Visitor] {
+            assert_eq!(evaluate(role, &office, at("2026-11-23T07:00")), Access::Granted);
+            assert_eq!(evaluate(role, &office, at("2026-11-23T18:59")), Access::Granted);
+            let denied = Access::Denied { reason: DenyReason::OutsideSchedule };
+            assert_eq!(evaluate(role, &office, at("2026-11-23T19:00")), denied, "end is exclusive");
+            assert_eq!(evaluate(role, &office, at("2026-11-23T06:59")), denied);
+            assert_eq!(evaluate(role, &office, at("2026-11-28T10:00")), denied, "Saturday");
+            assert_eq!(evaluate(role, &Schedule::default(), at("2026-11-29T03:00")), Access::Granted, "always");
+        }
+    }
+
+    #[test]
+    fn watchlist_never_opens_and_raises_an_alert() {
+        for schedule in [Schedule::default(), "mon-sun 00:00-24:00".parse().unwrap()] {
+            let access = evaluate(Role::Watchlist, &schedule, at("2026-11-23T12:00"));
+            assert_eq!(access, Access::Alert);
+            assert!(!access.is_granted());
+        }
+    }
+
+    #[test]
+    fn access_serialises_in_snake_case() {
+        let denied = Access::Denied { reason: DenyReason::OutsideSchedule };
+        assert_eq!(serde_json::to_string(&denied).unwrap(), r#"{"access":"denied","reason":"outside_schedule"}"#);
+        assert_eq!(serde_json::to_string(&Access::Alert).unwrap(), r#"{"access":"alert"}"#);
+        let back: Access = serde_json::from_str(r#"{"access":"denied","reason":"unknown_face"}"#).unwrap();
+        assert_eq!(back, Access::Denied { reason: DenyReason::UnknownFace });
+    }
+
+    /// On 2026-03-29 Berlin jumps from 02:00 CET to 03:00 CEST: 01:30 UTC is 03:30 local, not 02:30.
+    fn check_spring_forward(tz: &TimeZone) {
+        let early: Schedule = "sun 03:00-04:00".parse().unwrap();
+        let before: Timestamp = "2026-03-29T00:30:00Z".parse().unwrap();
+        let after: Timestamp = "2026-03-29T01:30:00Z".parse().unwrap();
+        assert_eq!(site_local_time(before, tz), at("2026-03-29T01:30"));
+        assert_eq!(site_local_time(after, tz), at("2026-03-29T03:30"));
+        assert!(!evaluate(Role::Employee, &early, site_local_time(before, tz)).is_granted());
+        assert!(evaluate(Role::Employee, &early, site_local_time(after, tz)).is_granted());
+        // In autumn (2026-10-25) 02:30 local happens twice; both instants fall in a 02:00-03:00 window.
+        let night: Schedule = "sun 02:00-03:00".parse().unwrap();
+        for utc in ["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"] {
+            let local = site_local_time(utc.parse().unwrap(), tz);
+            assert_eq!(local, at("2026-10-25T02:30"), "{utc}");
+            assert!(evaluate(Role::Employee, &night, local).is_granted());
+        }
+    }
+
+    #[test]
+    fn schedules_follow_daylight_saving_with_a_posix_rule() {
+        // Needs no time-zone database, so it runs everywhere.
+        check_spring_forward(&TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap());
+    }
+
+    #[test]
+    fn schedules_follow_daylight_saving_in_europe_berlin_from_the_tz_database() {
+        // CI installs tzdata (.ci/deps-door.txt); without it the error must say what to install.
+        let berlin = site_time_zone(Some("Europe/Berlin")).unwrap_or_else(|e| panic!("{e:#}"));
+        check_spring_forward(&berlin);
+        let err = format!("{:#}", site_time_zone(Some("Mars/Olympus")).unwrap_err());
+        assert!(err.contains("Mars/Olympus") && err.contains("tzdata"), "{err}");
     }
 
     #[test]
