@@ -18,6 +18,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
+    pub mqtt: crate::act::mqtt::MqttConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +64,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.detector.validate()?;
+        self.mqtt.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {
