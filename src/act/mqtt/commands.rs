@@ -78,6 +78,8 @@ pub struct Reply {
     /// Topic level after `reply/` ([`NO_REQUEST_ID`] when none could be read).
     pub request_id: String,
     pub ok: bool,
+    /// Refused by the checks (as opposed to failed in the handler).
+    pub rejected: bool,
     /// JSON: `{schema, request_id, command, ok, result | error}`.
     pub payload: Vec<u8>,
 }
@@ -213,6 +215,7 @@ impl Commands {
     pub fn handle(&mut self, name: &str, payload: &[u8], retained: bool, now: Timestamp) -> Reply {
         let mut request_id = NO_REQUEST_ID.to_string();
         let outcome = self.check_and_run(name, payload, retained, now, &mut request_id);
+        let rejected = matches!(outcome, Err(Rejected(_)));
         let (ok, body) = match outcome {
             Ok(Ok(result)) => (true, json!({ "result": result })),
             Ok(Err(e)) => {
@@ -228,7 +231,7 @@ impl Commands {
         if let (Value::Object(r), Value::Object(b)) = (&mut reply, body) {
             r.extend(b);
         }
-        Reply { request_id, ok, payload: reply.to_string().into_bytes() }
+        Reply { request_id, ok, rejected, payload: reply.to_string().into_bytes() }
     }
 
     /// `Err`: refused before the handler ran; `Ok(Err)`: the handler failed.
