@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -21,54 +21,9 @@ use facegate::decide::policy::Role;
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::{Value, json};
 
-/// The broker's address: FACEGATE_TEST_BROKER, else an in-process rumqttd on a free port.
-fn broker() -> (String, u16) {
-    static ADDR: OnceLock<(String, u16)> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        if let Ok(addr) = std::env::var("FACEGATE_TEST_BROKER") {
-            let (h, p) = addr.rsplit_once(':').expect("FACEGATE_TEST_BROKER must be host:port");
-            return (h.to_string(), p.parse().expect("FACEGATE_TEST_BROKER port must be a number"));
-        }
-        let port = free_port();
-        let config: rumqttd::Config = toml::from_str(&format!(
-            r#"
-            id = 0
-            [router]
-            max_connections = 1000
-            max_outgoing_packet_count = 1000
-            max_segment_size = 104857600
-            max_segment_count = 10
-            [v4.1]
-            name = "v4-1"
-            listen = "127.0.0.1:{port}"
-            next_connection_delay_ms = 1
-            [v4.1.connections]
-            connection_timeout_ms = 60000
-            max_payload_size = 8388608
-            max_inflight_count = 500
-            dynamic_filters = true
-            "#
-        ))
-        .expect("rumqttd config");
-        std::thread::spawn(move || {
-            let mut broker = rumqttd::Broker::new(config);
-            if let Err(e) = broker.start() {
-                eprintln!("rumqttd stopped: {e}");
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "rumqttd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ("127.0.0.1".into(), port)
-    })
-    .clone()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "common/broker.rs"]
+mod common_broker;
+use common_broker::broker;
 
 fn unique(name: &str) -> String {
     format!("{name}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
