@@ -3,12 +3,13 @@
 //! Run: `cargo bench --bench mqtt` (uses FACEGATE_TEST_BROKER if set, else in-process rumqttd).
 //! Prints medians of 3 runs.
 
-#[path = "../tests/common/broker.rs"]
-mod broker;
+#[path = "../tests/common/mqtt.rs"]
+mod common;
+use common::decision;
 
 use std::time::{Duration, Instant};
 
-use facegate::act::events::{DecisionInfo, DecisionKind, EventBuilder, PersonRef};
+use facegate::act::events::EventBuilder;
 use facegate::act::mqtt::commands::CommandHandler;
 use facegate::act::mqtt::{DiscoveryInfo, MemoryOutbox, MqttConfig, MqttService};
 use facegate::decide::policy::Role;
@@ -52,24 +53,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn decision(i: u32) -> DecisionInfo {
-    DecisionInfo {
-        kind: DecisionKind::Granted,
-        camera: "front".into(),
-        location: "Lobby".into(),
-        door: Some("main".into()),
-        person: Some(PersonRef { id: 7, name: "Ada".into(), role: "employee".into() }),
-        similarity: Some(0.8),
-        margin: Some(0.2),
-        votes: i,
-        window: 5,
-        bbox: [1.0, 2.0, 3.0, 4.0],
-        latency_ms: 80.0,
-    }
-}
-
 fn start(outbox: &MemoryOutbox, run: usize) -> MqttService {
-    let (host, port) = broker::broker();
+    let (host, port) = common::broker();
     let config = MqttConfig {
         enabled: true,
         host,

@@ -14,16 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use facegate::act::events::{DecisionInfo, DecisionKind, DoorKind, EventBuilder, PersonRef};
+use facegate::act::events::{DoorKind, EventBuilder};
 use facegate::act::mqtt::commands::{CommandHandler, sign, signed_message};
 use facegate::act::mqtt::{DiscoveryInfo, MemoryOutbox, MqttConfig, MqttService};
 use facegate::decide::policy::Role;
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::{Value, json};
 
-#[path = "common/broker.rs"]
-mod common_broker;
-use common_broker::broker;
+#[path = "common/mqtt.rs"]
+mod common;
+use common::{broker, decision};
 
 fn unique(name: &str) -> String {
     format!("{name}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
@@ -205,22 +205,6 @@ fn info() -> DiscoveryInfo {
         sw_version: "test".into(),
         doors: vec!["main".into()],
         cameras: vec!["front".into()],
-    }
-}
-
-fn decision(i: u32) -> DecisionInfo {
-    DecisionInfo {
-        kind: DecisionKind::Granted,
-        camera: "front".into(),
-        location: "Lobby".into(),
-        door: Some("main".into()),
-        person: Some(PersonRef { id: 7, name: "Ada".into(), role: "employee".into() }),
-        similarity: Some(0.8),
-        margin: Some(0.2),
-        votes: i,
-        window: 5,
-        bbox: [1.0, 2.0, 3.0, 4.0],
-        latency_ms: 80.0,
     }
 }
 

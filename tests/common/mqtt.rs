@@ -1,9 +1,11 @@
-//! The broker for MQTT tests and benchmarks: `FACEGATE_TEST_BROKER=host:port` if set (CI sets it
+//! Shared by the MQTT tests and the benchmark: a sample decision, and the broker: `FACEGATE_TEST_BROKER=host:port` if set (CI sets it
 //! to a mosquitto), else a real rumqttd started in-process on a free loopback port.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use facegate::act::events::{DecisionInfo, DecisionKind, PersonRef};
 
 /// The broker's address: FACEGATE_TEST_BROKER, else an in-process rumqttd on a free port.
 pub fn broker() -> (String, u16) {
@@ -52,4 +54,21 @@ pub fn broker() -> (String, u16) {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A granted decision; `i` goes into `votes` so events differ.
+pub fn decision(i: u32) -> DecisionInfo {
+    DecisionInfo {
+        kind: DecisionKind::Granted,
+        camera: "front".into(),
+        location: "Lobby".into(),
+        door: Some("main".into()),
+        person: Some(PersonRef { id: 7, name: "Ada".into(), role: "employee".into() }),
+        similarity: Some(0.8),
+        margin: Some(0.2),
+        votes: i,
+        window: 5,
+        bbox: [1.0, 2.0, 3.0, 4.0],
+        latency_ms: 80.0,
+    }
 }
