@@ -27,6 +27,7 @@ pub struct Config {
     /// Door relays, one `[[door]]` table each.
     #[serde(rename = "door")]
     pub doors: Vec<crate::act::door::DoorConfig>,
+    pub mqtt: crate::act::mqtt::MqttConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +76,7 @@ impl Config {
         self.decide.validate()?;
         self.store.validate()?;
         crate::capture::config::validate_cameras(&self.cameras)?;
+        self.mqtt.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {

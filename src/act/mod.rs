@@ -5,6 +5,8 @@
 //! the store and the broker are always real.
 
 pub mod door;
+pub mod events;
+pub mod mqtt;
 pub mod store;
 
 use anyhow::Result;

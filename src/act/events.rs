@@ -1,0 +1,408 @@
+//! What facegate tells the building: one builder per event kind, each returning an
+//! [`OutboxEvent`] ready to be written to the outbox together with the state it reports.
+//!
+//! Every JSON payload carries `schema` (bumped on incompatible changes), a fresh `event_id`
+//! (UUID v4; a redelivery after a crash repeats it, so consumers can drop duplicates), `time`
+//! (ISO-8601 UTC), `node` and `kind`. Topics are relative to `<prefix>/<node>/`; docs/mqtt.md
+//! lists each with an example. The input structs are plain data so callers map their own types.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use super::OutboxEvent;
+
+/// Version of the payload layout; bumped when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The outcome of a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionKind {
+    /// A known, allowed person: the door opens.
+    Granted,
+    /// A known person who may not pass now; `reason` says why (e.g. `outside_schedule`).
+    Denied { reason: String },
+    /// A face that matches nobody enrolled.
+    Unknown,
+    /// A watchlist match: never opens the door.
+    Alert,
+}
+
+impl DecisionKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecisionKind::Granted => "granted",
+            DecisionKind::Denied { .. } => "denied",
+            DecisionKind::Unknown => "unknown",
+            DecisionKind::Alert => "alert",
+        }
+    }
+}
+
+/// The person a decision or sighting is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonRef {
+    pub id: i64,
+    pub name: String,
+    /// `employee`, `visitor` or `watchlist`.
+    pub role: String,
+}
+
+/// One decision with its evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionInfo {
+    pub kind: DecisionKind,
+    pub camera: String,
+    /// Human label of where the camera is (e.g. `Main entrance`).
+    pub location: String,
+    /// The door this camera guards, if any.
+    pub door: Option<String>,
+    /// `None` for unknown faces.
+    pub person: Option<PersonRef>,
+    /// Cosine similarity of the best match.
+    pub similarity: Option<f32>,
+    /// Lead of the best match over the runner-up.
+    pub margin: Option<f32>,
+    pub votes: u32,
+    pub window: u32,
+    /// Face box in the frame: x, y, width, height in pixels.
+    pub bbox: [f32; 4],
+    /// From the frame's capture to the decision, in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// What happened at a door.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DoorKind {
+    /// The relay was pulsed for `ms` milliseconds (`by`: `face`, `remote`, ...).
+    Pulse { ms: u64, by: String },
+    /// The door contact reports open.
+    Open,
+    /// The door contact reports closed.
+    Closed,
+    /// The door stayed open longer than allowed.
+    HeldOpen { seconds: f64 },
+    /// The door opened without a pulse.
+    Forced,
+    /// The decision loop stalled and the relay was released (fail secure).
+    Stalled,
+}
+
+impl DoorKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            DoorKind::Pulse { .. } => "pulse",
+            DoorKind::Open => "open",
+            DoorKind::Closed => "closed",
+            DoorKind::HeldOpen { .. } => "held_open",
+            DoorKind::Forced => "forced",
+            DoorKind::Stalled => "stalled",
+        }
+    }
+}
+
+/// A camera's state, published retained so a newcomer sees it at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraState {
+    pub camera: String,
+    pub location: String,
+    pub online: bool,
+    /// Why it is offline (`None` when online).
+    pub reason: Option<String>,
+    /// Frames per second over the last interval.
+    pub fps: Option<f32>,
+}
+
+/// Counters for the periodic heartbeat (names are free; e.g. `frames`, `decisions`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Heartbeat {
+    pub uptime_s: u64,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Where a person was last seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastSeen {
+    pub person: PersonRef,
+    pub camera: String,
+    pub location: String,
+    pub similarity: f32,
+}
+
+/// Builds events for one node.
+#[derive(Debug, Clone)]
+pub struct EventBuilder {
+    node: String,
+}
+
+/// Rounds for JSON: 0.7100000381 becomes 0.71.
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// Replaces characters that would break a topic level (`/`, `+`, `#`).
+pub fn topic_level(s: &str) -> String {
+    s.chars().map(|c| if matches!(c, '/' | '+' | '#' | '\0') { '_' } else { c }).collect()
+}
+
+fn person_json(p: &PersonRef) -> Value {
+    json!({ "id": p.id, "name": p.name, "role": p.role })
+}
+
+impl EventBuilder {
+    pub fn new(node: &str) -> EventBuilder {
+        EventBuilder { node: node.to_string() }
+    }
+
+    /// Wraps a body with the common envelope and makes the outbox event.
+    fn event(&self, topic: String, kind: &str, at: Timestamp, body: Value, retain: bool) -> OutboxEvent {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let mut map = Map::new();
+        map.insert("schema".into(), json!(SCHEMA_VERSION));
+        map.insert("event_id".into(), json!(event_id));
+        map.insert("time".into(), json!(at.to_string()));
+        map.insert("node".into(), json!(self.node));
+        map.insert("kind".into(), json!(kind));
+        if let Value::Object(body) = body {
+            map.extend(body);
+        }
+        OutboxEvent { event_id, topic, payload: Value::Object(map).to_string().into_bytes(), retain }
+    }
+
+    /// `decision`: granted, denied (with `reason`), unknown or alert, with the evidence.
+    /// `event_type` repeats `kind` for Home Assistant's event entity.
+    pub fn decision(&self, d: &DecisionInfo, at: Timestamp) -> OutboxEvent {
+        let reason = match &d.kind {
+            DecisionKind::Denied { reason } => json!(reason),
+            _ => Value::Null,
+        };
+        let body = json!({
+            "event_type": d.kind.as_str(),
+            "reason": reason,
+            "camera": d.camera,
+            "location": d.location,
+            "door": d.door,
+            "person": d.person.as_ref().map(person_json),
+            "similarity": d.similarity.map(|s| round(s as f64, 4)),
+            "margin": d.margin.map(|m| round(m as f64, 4)),
+            "votes": d.votes,
+            "window": d.window,
+            "bbox": d.bbox.map(|v| round(v as f64, 1)),
+            "latency_ms": round(d.latency_ms, 1),
+        });
+        self.event("decision".into(), d.kind.as_str(), at, body, false)
+    }
+
+    /// Door events. Contact changes (`open`/`closed`) go retained to `door/<door>/contact`, so the
+    /// broker always holds the door's current state; the rest go to `door/<door>/event`.
+    pub fn door(&self, door: &str, kind: &DoorKind, at: Timestamp) -> OutboxEvent {
+        let mut body = json!({ "door": door });
+        let (sub, retain) = match kind {
+            DoorKind::Open | DoorKind::Closed => {
+                body["state"] = json!(kind.as_str());
+                ("contact", true)
+            }
+            DoorKind::Pulse { ms, by } => {
+                body["pulse_ms"] = json!(ms);
+                body["by"] = json!(by);
+                ("event", false)
+            }
+            DoorKind::HeldOpen { seconds } => {
+                body["open_s"] = json!(round(*seconds, 1));
+                ("event", false)
+            }
+            DoorKind::Forced | DoorKind::Stalled => ("event", false),
+        };
+        self.event(format!("door/{}/{sub}", topic_level(door)), kind.as_str(), at, body, retain)
+    }
+
+    /// `camera/<camera>/state` (retained): online or offline with the reason, and the frame rate.
+    pub fn camera_state(&self, c: &CameraState, at: Timestamp) -> OutboxEvent {
+        let kind = if c.online { "online" } else { "offline" };
+        let body = json!({
+            "camera": c.camera,
+            "location": c.location,
+            "reason": c.reason,
+            "fps": c.fps.map(|f| round(f as f64, 2)),
+        });
+        self.event(format!("camera/{}/state", topic_level(&c.camera)), kind, at, body, true)
+    }
+
+    /// `camera/<camera>/face` (retained): whether a face is in view now, and how many.
+    pub fn face_presence(&self, camera: &str, faces: u32, at: Timestamp) -> OutboxEvent {
+        let body = json!({ "camera": camera, "present": faces > 0, "faces": faces });
+        self.event(format!("camera/{}/face", topic_level(camera)), "face_presence", at, body, true)
+    }
+
+    /// `heartbeat`: uptime and counters, published periodically by the service.
+    pub fn heartbeat(&self, h: &Heartbeat, at: Timestamp) -> OutboxEvent {
+        let body = json!({ "uptime_s": h.uptime_s, "counters": h.counters });
+        self.event("heartbeat".into(), "heartbeat", at, body, false)
+    }
+
+    /// `person/<id>/last_seen` (retained): any client can ask where someone was last seen.
+    pub fn last_seen(&self, s: &LastSeen, at: Timestamp) -> OutboxEvent {
+        let body = json!({
+            "person": person_json(&s.person),
+            "camera": s.camera,
+            "location": s.location,
+            "similarity": round(s.similarity as f64, 4),
+        });
+        self.event(format!("person/{}/last_seen", s.person.id), "last_seen", at, body, true)
+    }
+
+    /// `snapshot/<camera>/<decision event id>`: the raw JPEG crop of the face (not JSON). Only
+    /// when `mqtt.snapshots` is on; the caller checks that.
+    pub fn snapshot(&self, camera: &str, decision_event_id: &str, jpeg: Vec<u8>) -> OutboxEvent {
+        OutboxEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            topic: format!("snapshot/{}/{}", topic_level(camera), topic_level(decision_event_id)),
+            payload: jpeg,
+            retain: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> Timestamp {
+        "2026-11-23T14:30:05.250Z".parse().unwrap()
+    }
+
+    fn parse(e: &OutboxEvent) -> Value {
+        serde_json::from_slice(&e.payload).unwrap()
+    }
+
+    fn ada() -> PersonRef {
+        PersonRef { id: 7, name: "Ada".into(), role: "employee".into() }
+    }
+
+    fn decision(kind: DecisionKind, person: Option<PersonRef>) -> DecisionInfo {
+        DecisionInfo {
+            kind,
+            camera: "front".into(),
+            location: "Main entrance".into(),
+            door: Some("main".into()),
+            person,
+            similarity: Some(0.71),
+            margin: Some(0.2),
+            votes: 4,
+            window: 5,
+            bbox: [10.0, 20.0, 64.0, 80.0],
+            latency_ms: 95.04,
+        }
+    }
+
+    fn assert_envelope(v: &Value, e: &OutboxEvent, kind: &str) {
+        assert_eq!(v["schema"], json!(SCHEMA_VERSION));
+        assert_eq!(v["event_id"], json!(e.event_id));
+        assert!(uuid::Uuid::parse_str(&e.event_id).is_ok());
+        assert_eq!(v["time"], json!("2026-11-23T14:30:05.25Z"));
+        assert_eq!(v["node"], json!("door1"));
+        assert_eq!(v["kind"], json!(kind));
+    }
+
+    #[test]
+    fn decisions_carry_evidence_and_kind() {
+        let b = EventBuilder::new("door1");
+        let e = b.decision(&decision(DecisionKind::Granted, Some(ada())), at());
+        let v = parse(&e);
+        assert_envelope(&v, &e, "granted");
+        assert_eq!((e.topic.as_str(), e.retain), ("decision", false));
+        assert_eq!(v["event_type"], json!("granted"));
+        assert_eq!(v["person"], json!({"id": 7, "name": "Ada", "role": "employee"}));
+        assert_eq!(v["similarity"], json!(0.71));
+        assert_eq!(v["bbox"], json!([10.0, 20.0, 64.0, 80.0]));
+        assert_eq!((v["votes"].clone(), v["window"].clone()), (json!(4), json!(5)));
+        assert_eq!(v["latency_ms"], json!(95.0));
+        assert_eq!(v["reason"], Value::Null);
+
+        let e = b.decision(&decision(DecisionKind::Denied { reason: "outside_schedule".into() }, Some(ada())), at());
+        let v = parse(&e);
+        assert_envelope(&v, &e, "denied");
+        assert_eq!(v["reason"], json!("outside_schedule"));
+
+        let mut unknown = decision(DecisionKind::Unknown, None);
+        unknown.similarity = None;
+        let v = parse(&b.decision(&unknown, at()));
+        assert_eq!(
+            (v["kind"].clone(), v["person"].clone(), v["similarity"].clone()),
+            (json!("unknown"), Value::Null, Value::Null)
+        );
+        let v = parse(&b.decision(&decision(DecisionKind::Alert, Some(ada())), at()));
+        assert_eq!(v["kind"], json!("alert"));
+    }
+
+    #[test]
+    fn every_event_gets_its_own_id() {
+        let b = EventBuilder::new("door1");
+        let d = decision(DecisionKind::Unknown, None);
+        assert_ne!(b.decision(&d, at()).event_id, b.decision(&d, at()).event_id);
+    }
+
+    #[test]
+    fn door_contact_is_retained_and_other_door_events_are_not() {
+        let b = EventBuilder::new("door1");
+        let e = b.door("main", &DoorKind::Open, at());
+        assert_eq!((e.topic.as_str(), e.retain), ("door/main/contact", true));
+        let v = parse(&e);
+        assert_envelope(&v, &e, "open");
+        assert_eq!(v["state"], json!("open"));
+        let e = b.door("main", &DoorKind::Pulse { ms: 3000, by: "face".into() }, at());
+        assert_eq!((e.topic.as_str(), e.retain), ("door/main/event", false));
+        assert_eq!(parse(&e)["pulse_ms"], json!(3000));
+        let e = b.door("side/a", &DoorKind::HeldOpen { seconds: 31.26 }, at());
+        assert_eq!(e.topic, "door/side_a/event");
+        assert_eq!(parse(&e)["open_s"], json!(31.3));
+        for (k, name) in [(DoorKind::Forced, "forced"), (DoorKind::Stalled, "stalled"), (DoorKind::Closed, "closed")] {
+            assert_eq!(parse(&b.door("main", &k, at()))["kind"], json!(name));
+        }
+    }
+
+    #[test]
+    fn camera_presence_heartbeat_and_last_seen() {
+        let b = EventBuilder::new("door1");
+        let cam = CameraState {
+            camera: "front".into(),
+            location: "Lobby".into(),
+            online: false,
+            reason: Some("rtsp timeout".into()),
+            fps: None,
+        };
+        let e = b.camera_state(&cam, at());
+        assert_eq!((e.topic.as_str(), e.retain), ("camera/front/state", true));
+        let v = parse(&e);
+        assert_envelope(&v, &e, "offline");
+        assert_eq!(v["reason"], json!("rtsp timeout"));
+        let v = parse(&b.camera_state(&CameraState { online: true, reason: None, fps: Some(14.96), ..cam }, at()));
+        assert_eq!((v["kind"].clone(), v["fps"].clone()), (json!("online"), json!(14.96)));
+
+        let e = b.face_presence("front", 2, at());
+        assert_eq!((e.topic.as_str(), e.retain), ("camera/front/face", true));
+        assert_eq!(parse(&e)["present"], json!(true));
+
+        let h = Heartbeat { uptime_s: 60, counters: [("decisions".to_string(), 3)].into() };
+        let e = b.heartbeat(&h, at());
+        assert_eq!(e.topic, "heartbeat");
+        assert_eq!(parse(&e)["counters"]["decisions"], json!(3));
+
+        let s = LastSeen { person: ada(), camera: "front".into(), location: "Lobby".into(), similarity: 0.8 };
+        let e = b.last_seen(&s, at());
+        assert_eq!((e.topic.as_str(), e.retain), ("person/7/last_seen", true));
+        let v = parse(&e);
+        assert_envelope(&v, &e, "last_seen");
+        assert_eq!((v["location"].clone(), v["similarity"].clone()), (json!("Lobby"), json!(0.8)));
+    }
+
+    #[test]
+    fn snapshot_is_the_raw_jpeg() {
+        let e = EventBuilder::new("door1").snapshot("front", "abc", vec![0xFF, 0xD8, 0xFF, 0xD9]);
+        assert_eq!(e.topic, "snapshot/front/abc");
+        assert_eq!(e.payload, vec![0xFF, 0xD8, 0xFF, 0xD9]);
+        assert!(!e.retain);
+    }
+}
