@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::decide::DecideConfig;
 use crate::vision::align::CropMethod;
 use crate::vision::models::Variant;
 use crate::vision::mtcnn::DetectorParams;
@@ -18,6 +19,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
+    pub decide: DecideConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +65,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.detector.validate()?;
+        self.decide.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {

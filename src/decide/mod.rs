@@ -1,9 +1,237 @@
 //! Deciding over several frames: track faces, vote on who they are, apply cooldowns, and emit
 //! one decision per face with its evidence. Time comes from an injectable [`clock::Clock`].
 //!
-//! Building block for the appliance (issue 3); not yet wired to cameras or the door.
+//! The [`Decider`] is pure state: the service feeds it each frame's face boxes, embeds only the
+//! faces it says still need identifying, and feeds the identifications back.
 
 pub mod clock;
 pub mod policy;
 pub mod tracker;
 pub mod voter;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::gallery::matcher::Identification;
+use crate::vision::bbox::BBox;
+use tracker::{TrackId, Tracker};
+use voter::{Decision, VoteConfig, Voter};
+
+/// `[decide]`: how faces are followed and voted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecideConfig {
+    /// Frames voted over per face.
+    pub window: usize,
+    /// Frames that must agree (k of `window`) before a decision.
+    pub needed: usize,
+    /// Quiet time per person per camera after a decision, in milliseconds.
+    pub cooldown_ms: u64,
+    /// Box overlap (IoU) that continues a track from one frame to the next.
+    pub min_iou: f32,
+    /// A track not seen for this long ends, in milliseconds.
+    pub track_max_age_ms: u64,
+    /// Faces narrower than this (pixels) are tracked but not identified yet: a face far from the
+    /// door is too small to judge, and an early "unknown" would close its track for good.
+    pub min_identify_px: f32,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        DecideConfig {
+            window: 5,
+            needed: 3,
+            cooldown_ms: 10_000,
+            min_iou: 0.3,
+            track_max_age_ms: 1_000,
+            min_identify_px: 60.0,
+        }
+    }
+}
+
+impl DecideConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.window == 0 || self.window > 50 {
+            bail!("decide.window must be between 1 and 50 frames (got {})", self.window);
+        }
+        if self.needed == 0 || self.needed > self.window {
+            bail!("decide.needed must be between 1 and decide.window = {} (got {})", self.window, self.needed);
+        }
+        if !(self.min_iou > 0.0 && self.min_iou < 1.0) {
+            bail!("decide.min_iou must be between 0 and 1 (got {})", self.min_iou);
+        }
+        if self.track_max_age_ms == 0 {
+            bail!("decide.track_max_age_ms must be positive");
+        }
+        if self.min_identify_px.is_nan() || self.min_identify_px < 0.0 {
+            bail!("decide.min_identify_px must be 0 or more pixels (got {})", self.min_identify_px);
+        }
+        Ok(())
+    }
+
+    fn votes(&self) -> VoteConfig {
+        VoteConfig { window: self.window, needed: self.needed, cooldown: Duration::from_millis(self.cooldown_ms) }
+    }
+}
+
+/// A face of the current frame as the decider sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackedFace {
+    pub track: TrackId,
+    /// Whether this face should be embedded and identified in this frame.
+    pub needs_identification: bool,
+}
+
+/// Trackers per camera plus one voter: the whole multi-frame decision state.
+#[derive(Debug)]
+pub struct Decider {
+    config: DecideConfig,
+    trackers: HashMap<String, Tracker>,
+    voter: Voter,
+}
+
+impl Decider {
+    pub fn new(config: DecideConfig) -> Result<Decider> {
+        config.validate()?;
+        let voter = Voter::new(config.votes());
+        Ok(Decider { config, trackers: HashMap::new(), voter })
+    }
+
+    pub fn config(&self) -> &DecideConfig {
+        &self.config
+    }
+
+    /// Follows one frame's face boxes on `camera`; ends tracks that left the picture.
+    pub fn track(&mut self, camera: &str, now: Duration, boxes: &[BBox]) -> Vec<TrackedFace> {
+        let (min_iou, max_age) = (self.config.min_iou, Duration::from_millis(self.config.track_max_age_ms));
+        let tracker = self.trackers.entry(camera.to_string()).or_insert_with(|| Tracker::new(min_iou, max_age));
+        let (ids, expired) = tracker.update(now, boxes);
+        for track in expired {
+            self.voter.forget(camera, track);
+        }
+        ids.into_iter()
+            .zip(boxes)
+            .map(|(track, bbox)| TrackedFace {
+                track,
+                needs_identification: bbox.width() >= self.config.min_identify_px
+                    && self.voter.needs_identification(camera, track),
+            })
+            .collect()
+    }
+
+    /// Adds one identification of a tracked face; returns a decision when the vote completes.
+    pub fn vote(
+        &mut self,
+        camera: &str,
+        now: Duration,
+        track: TrackId,
+        bbox: BBox,
+        identification: &Identification,
+    ) -> Option<Decision> {
+        self.voter.observe(now, camera, track, bbox, identification)
+    }
+
+    /// Decisions held back by the cooldown so far.
+    pub fn suppressed(&self) -> u64 {
+        self.voter.suppressed()
+    }
+
+    /// Faces being followed right now, over all cameras.
+    pub fn active_tracks(&self) -> usize {
+        self.trackers.values().map(Tracker::active).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::clock::{Clock, SimulatedClock};
+    use crate::decide::voter::Outcome;
+    use crate::gallery::matcher::UnknownReason;
+
+    const FRAME: Duration = Duration::from_millis(66);
+
+    fn face(x: f32, width: f32) -> BBox {
+        BBox { x1: x, y1: 100.0, x2: x + width, y2: 100.0 + width * 1.2, score: 0.99 }
+    }
+
+    fn ann() -> Identification {
+        Identification::Match { person: "ann".into(), similarity: 0.8, margin: 0.4 }
+    }
+
+    fn nobody() -> Identification {
+        Identification::Unknown { nearest: None, similarity: 0.1, margin: 0.0, reason: UnknownReason::BelowThreshold }
+    }
+
+    /// Runs frames of one camera, identifying every face the decider asks for with `who`.
+    fn run(
+        d: &mut Decider,
+        clock: &SimulatedClock,
+        frames: &[Vec<BBox>],
+        who: &dyn Fn(usize) -> Identification,
+    ) -> Vec<Decision> {
+        let mut out = Vec::new();
+        for boxes in frames {
+            clock.advance(FRAME);
+            let now = clock.now();
+            for (i, tracked) in d.track("door", now, boxes).into_iter().enumerate() {
+                if tracked.needs_identification {
+                    out.extend(d.vote("door", now, tracked.track, boxes[i], &who(i)));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_walking_up_face_is_identified_only_once_it_is_large_enough() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig::default()).unwrap();
+        // Small and unrecognisable far away (would vote "unknown"), then close and recognised.
+        let frames: Vec<Vec<BBox>> = (0..12).map(|i| vec![face(200.0 + i as f32, 30.0 + 6.0 * i as f32)]).collect();
+        let decisions = run(&mut d, &clock, &frames, &|_| ann());
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert!(matches!(&decisions[0].outcome, Outcome::Recognised { person, .. } if person == "ann"));
+        // Faces reach 60 px at frame 6 (30 + 6*5); three votes later the decision comes.
+        assert_eq!(decisions[0].at, FRAME * 8);
+    }
+
+    #[test]
+    fn a_decided_track_is_not_identified_again_and_two_faces_get_two_decisions() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig::default()).unwrap();
+        let frames: Vec<Vec<BBox>> = (0..8).map(|i| vec![face(50.0 + i as f32, 100.0), face(400.0, 100.0)]).collect();
+        let decisions = run(&mut d, &clock, &frames, &|i| if i == 0 { ann() } else { nobody() });
+        assert_eq!(decisions.len(), 2, "{decisions:?}");
+        assert!(decisions.iter().any(|d| d.outcome == Outcome::Unknown));
+        let tracked = d.track("door", clock.now() + FRAME, &[face(58.0, 100.0)]);
+        assert!(!tracked[0].needs_identification, "decided tracks are not re-embedded");
+    }
+
+    #[test]
+    fn a_face_that_leaves_and_returns_after_the_cooldown_is_decided_again() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig { cooldown_ms: 2_000, ..DecideConfig::default() }).unwrap();
+        let visit: Vec<Vec<BBox>> = (0..5).map(|_| vec![face(100.0, 100.0)]).collect();
+        assert_eq!(run(&mut d, &clock, &visit, &|_| ann()).len(), 1);
+        // Gone long enough for the track to end, but within the cooldown: no second decision.
+        clock.advance(Duration::from_millis(1_200));
+        assert!(run(&mut d, &clock, &[vec![]], &|_| ann()).is_empty());
+        assert_eq!(run(&mut d, &clock, &visit, &|_| ann()).len(), 0);
+        assert_eq!(d.suppressed(), 1);
+        clock.advance(Duration::from_millis(3_000));
+        run(&mut d, &clock, &[vec![]], &|_| ann());
+        assert_eq!(run(&mut d, &clock, &visit, &|_| ann()).len(), 1, "after the cooldown");
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let err = Decider::new(DecideConfig { needed: 9, ..DecideConfig::default() }).unwrap_err().to_string();
+        assert!(err.contains("decide.needed"), "{err}");
+        let err = Decider::new(DecideConfig { min_iou: 1.5, ..DecideConfig::default() }).unwrap_err().to_string();
+        assert!(err.contains("decide.min_iou"), "{err}");
+    }
+}
