@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches libonnxruntime.so.1.31.1 from the onnxruntime==1.31.1 wheel on PyPI, checks the wheel's
-# and the library's SHA-256, and caches the library in .cache/onnxruntime/<arch>/ (git-ignored).
+# and the library's SHA-256, and caches the library in .cache/onnxruntime/<arch>/ (git-ignored;
+# ORT_CACHE_DIR replaces .cache/onnxruntime, e.g. in the cross/ build images).
 # Idempotent: a cached library with the right checksum is kept.
 #
 #   scripts/fetch-onnxruntime.sh [--arch x86_64|aarch64]
@@ -35,7 +36,7 @@ case "$arch" in
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/.cache/onnxruntime/$arch"
+dest="${ORT_CACHE_DIR:-$root/.cache/onnxruntime}/$arch"
 lib="$dest/libonnxruntime.so.$VERSION"
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }

@@ -76,7 +76,8 @@ pub struct Runtime {
 }
 
 /// Where facegate looks for the library, in order (config, `ORT_DYLIB_PATH`, beside the binary,
-/// the set-up step's cache, then the system's library path by bare name).
+/// `../lib/facegate/` from the binary (the .deb's `/usr/lib/facegate/`), the set-up step's cache,
+/// then the system's library path by bare name).
 pub fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = configured {
@@ -89,6 +90,7 @@ pub fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
         candidates.push(dir.join(ORT_LIBRARY_FILE));
         candidates.push(dir.join("libonnxruntime.so"));
         candidates.push(dir.join("../lib").join(ORT_LIBRARY_FILE));
+        candidates.push(dir.join("../lib/facegate").join(ORT_LIBRARY_FILE));
     }
     candidates.push(
         crate::paths::project_root().join(".cache/onnxruntime").join(std::env::consts::ARCH).join(ORT_LIBRARY_FILE),
@@ -240,5 +242,22 @@ impl SingleInputModel {
                 Ok(array.to_owned())
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packaged_library_location_is_searched_after_explicit_choices() {
+        let configured = Path::new("/opt/ort/libonnxruntime.so");
+        let candidates = library_candidates(Some(configured));
+        assert_eq!(candidates[0], configured, "the config's runtime.library must be tried first");
+        let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        let packaged = exe_dir.join("../lib/facegate").join(ORT_LIBRARY_FILE);
+        let at = candidates.iter().position(|c| *c == packaged).expect("../lib/facegate is searched");
+        let bare = candidates.iter().position(|c| is_bare_name(c)).unwrap();
+        assert!(at < bare, "the packaged library must win over whatever the system loader finds");
     }
 }
