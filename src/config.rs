@@ -28,6 +28,7 @@ pub struct Config {
     #[serde(rename = "door")]
     pub doors: Vec<crate::act::door::DoorConfig>,
     pub mqtt: crate::act::mqtt::MqttConfig,
+    pub service: crate::service::config::ServiceConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,7 +62,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}; check the path given to --config", path.display()))?;
-        let config = Config::parse(&text).with_context(|| format!("config file {} is invalid", path.display()))?;
+        let mut config = Config::parse(&text).with_context(|| format!("config file {} is invalid", path.display()))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(config)
     }
 
@@ -77,6 +79,7 @@ impl Config {
         self.store.validate()?;
         crate::capture::config::validate_cameras(&self.cameras)?;
         self.mqtt.validate()?;
+        self.service.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {
@@ -90,6 +93,37 @@ impl Config {
         }
         crate::act::door::validate_doors(&self.doors)?;
         Ok(())
+    }
+
+    /// Makes relative paths in the file relative to the file's folder, not to wherever the
+    /// service happens to be started from.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.models.dir.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = self.runtime.library.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = self.service.enroll_dir.as_mut() {
+            fix(p)
+        }
+        fix(&mut self.store.path);
+        for camera in &mut self.cameras {
+            if let crate::capture::SourceConfig::Replay(replay) = &mut camera.source {
+                fix(&mut replay.path);
+            }
+        }
+        if let Some(tls) = self.mqtt.tls.as_mut() {
+            fix(&mut tls.ca_file);
+            for p in [tls.client_cert.as_mut(), tls.client_key.as_mut()].into_iter().flatten() {
+                fix(p);
+            }
+        }
     }
 
     pub fn models_dir(&self) -> PathBuf {

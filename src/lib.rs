@@ -13,5 +13,6 @@ pub mod engine;
 pub mod eval;
 pub mod gallery;
 pub mod paths;
+pub mod service;
 pub mod sysinfo;
 pub mod vision;

@@ -6,8 +6,9 @@ mod detect;
 mod door;
 mod draw;
 mod eval;
-mod people;
+pub(crate) mod people;
 mod plot;
+mod run;
 pub mod store;
 
 use std::path::PathBuf;
@@ -102,14 +103,23 @@ pub enum Command {
     StoreTorture(store::TortureArgs),
     /// Door relays: `door test` pulses a configured relay once to check the wiring.
     Door(door::DoorArgs),
+    /// Run the appliance: watch the cameras, decide, open doors, record attendance, publish
+    /// events. Without --config it runs the built-in demo (board/demo.toml).
+    Run(run::RunArgs),
 }
 
 impl GlobalArgs {
     /// The config file (or defaults) with command-line overrides applied and validated.
     pub fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
+        self.config_or(None)
+    }
+
+    /// Like [`GlobalArgs::config`], with `fallback` as the config file when none was given.
+    pub fn config_or(&self, fallback: Option<&std::path::Path>) -> Result<Config> {
+        let mut config = match (&self.config, fallback) {
+            (Some(path), _) => Config::load(path)?,
+            (None, Some(path)) => Config::load(path)?,
+            (None, None) => Config::default(),
         };
         if let Some(dir) = &self.models {
             config.models.dir = Some(dir.clone());
@@ -142,8 +152,14 @@ impl GlobalArgs {
 
 /// Runs the parsed command. Returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let config = cli.global.config()?;
+    // `run` without --config is the built-in demo; every other command defaults to built-ins.
+    let demo = crate::paths::project_root().join("board/demo.toml");
+    let config = match cli.command {
+        Command::Run(_) => cli.global.config_or(Some(&demo))?,
+        _ => cli.global.config()?,
+    };
     match cli.command {
+        Command::Run(args) => run::run(&config, args),
         Command::Detect(args) => detect::run(&config, args),
         Command::Verify(args) => people::verify(&config, args),
         Command::Enroll(args) => people::enroll(&config, args),

@@ -118,6 +118,23 @@ fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
 /// `enroll --from DIR`: each sub-folder is a person. A bad photo is reported and skipped; the
 /// person is enrolled from their good photos. Exit code 1 if any photo or person failed.
 fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
+    let people = people_in(dir)?;
+    let total: usize = people.iter().map(|(_, photos)| photos.len()).sum();
+    if total == 0 {
+        bail!(
+            "no photos (jpg, jpeg, png) found in the sub-folders of {}: put each person's photos in DIR/NAME/",
+            dir.display()
+        );
+    }
+    let mut engine = Engine::open(config)?;
+    let mut store = Store::open_config(&config.store)?;
+    let (enrolled, failures) = enroll_people(&mut engine, &mut store, &people, total)?;
+    println!("enrolled {enrolled} of {} people into {}; {failures} problem(s)", people.len(), store.path().display());
+    Ok(if failures > 0 { 1 } else { 0 })
+}
+
+/// Lists each sub-folder of `dir` (a person) with their photos.
+pub(crate) fn people_in(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}; give a folder with one sub-folder per person", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -129,27 +146,28 @@ fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
         let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         people.push((name, super::demo::images_in(&folder)?));
     }
-    let total: usize = people.iter().map(|(_, photos)| photos.len()).sum();
-    if total == 0 {
-        bail!(
-            "no photos (jpg, jpeg, png) found in the sub-folders of {}: put each person's photos in DIR/NAME/",
-            dir.display()
-        );
-    }
-    let mut engine = Engine::open(config)?;
+    Ok(people)
+}
+
+/// Enrolls people from their photos with a progress bar; returns (people enrolled, problems).
+pub(crate) fn enroll_people(
+    engine: &mut Engine,
+    store: &mut Store,
+    people: &[(String, Vec<PathBuf>)],
+    total: usize,
+) -> Result<(usize, usize)> {
     let model = engine.template_model();
-    let mut store = Store::open_config(&config.store)?;
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} photos, {msg} [{elapsed}, eta {eta}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut failures, mut enrolled) = (0, 0);
-    for (name, photos) in &people {
+    for (name, photos) in people {
         bar.set_message(name.clone());
         let mut templates = Vec::new();
         for photo in photos {
-            match template(&mut engine, photo) {
+            match template(engine, photo) {
                 Ok(t) => templates.push(t),
                 Err(e) => {
                     failures += 1;
@@ -176,8 +194,7 @@ fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
         }
     }
     bar.finish_and_clear();
-    println!("enrolled {enrolled} of {} people into {}; {failures} problem(s)", people.len(), store.path().display());
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok((enrolled, failures))
 }
 
 #[derive(Serialize)]

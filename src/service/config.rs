@@ -1,0 +1,65 @@
+//! `[service]`: how `facegate run` behaves as a whole.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Enroll from this folder (one sub-folder of photos per person) when the store has nobody
+    /// yet: a first start that needs no separate enroll step.
+    pub enroll_dir: Option<PathBuf>,
+    /// Stop by itself once every camera has ended (finite replays): for demos and benchmarks.
+    pub stop_when_cameras_end: bool,
+    /// Seconds between status lines in the log (0 = never).
+    pub status_interval_s: u64,
+    /// Time zone for schedules and attendance days (IANA name such as `Europe/Berlin`);
+    /// default: the system's.
+    pub timezone: Option<String>,
+    /// Seconds between checks of the store for people changed by another process (the CLI).
+    pub gallery_refresh_s: f64,
+    /// Decisions waiting for the store and the door before vision waits (bounded, never grows).
+    pub decision_queue: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            enroll_dir: None,
+            stop_when_cameras_end: false,
+            status_interval_s: 30,
+            timezone: None,
+            gallery_refresh_s: 2.0,
+            decision_queue: 64,
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(tz) = &self.timezone {
+            jiff::tz::TimeZone::get(tz).map_err(|e| {
+                anyhow::anyhow!(
+                    "service.timezone `{tz}` is not a known time zone ({e}); use an IANA name like Europe/Berlin"
+                )
+            })?;
+        }
+        if !(self.gallery_refresh_s > 0.0 && self.gallery_refresh_s <= 3600.0) {
+            bail!("service.gallery_refresh_s must be between 0 and 3600 seconds (got {})", self.gallery_refresh_s);
+        }
+        if self.decision_queue == 0 || self.decision_queue > 10_000 {
+            bail!("service.decision_queue must be between 1 and 10000 (got {})", self.decision_queue);
+        }
+        Ok(())
+    }
+
+    /// The site's time zone.
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone> {
+        match &self.timezone {
+            Some(name) => Ok(jiff::tz::TimeZone::get(name)?),
+            None => Ok(jiff::tz::TimeZone::system()),
+        }
+    }
+}

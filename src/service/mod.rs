@@ -1,0 +1,295 @@
+//! `facegate run`: the long-running appliance. Wires the stages together with bounded channels
+//! and owns their lifetime:
+//!
+//! ```text
+//! camera threads --(newest frame only: FrameHub)--> vision thread --(bounded channel)--> act thread
+//!                                                    detect/track/embed/vote               store -> door
+//! ```
+//!
+//! The main thread handles SIGTERM/SIGINT, feeds systemd's watchdog only while every stage shows
+//! progress, logs a status line, and on shutdown stops the cameras, lets the act stage drain and
+//! releases every relay (they also release themselves when dropped, on panic or on a stall).
+
+pub mod act_stage;
+pub mod config;
+pub mod stats;
+pub mod systemd;
+pub mod vision_stage;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::act::door::Door;
+use crate::act::store::Store;
+use crate::capture::{FrameHub, spawn_cameras};
+use crate::config::Config;
+use crate::decide::Decider;
+use crate::decide::clock::{Clock, MonotonicClock};
+use crate::engine::Engine;
+use act_stage::ActStage;
+use stats::{Percentiles, ServiceStats};
+use systemd::Systemd;
+use vision_stage::VisionStage;
+
+/// The last time a stage showed progress, on the service clock (milliseconds).
+#[derive(Clone)]
+pub struct Heartbeat {
+    clock: Arc<dyn Clock>,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Heartbeat {
+    pub fn new(clock: Arc<dyn Clock>) -> Heartbeat {
+        let last_ms = Arc::new(AtomicU64::new(clock.now().as_millis() as u64));
+        Heartbeat { clock, last_ms }
+    }
+
+    pub fn beat(&self) {
+        self.last_ms.store(self.clock.now().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last beat.
+    pub fn silence(&self) -> Duration {
+        self.clock.now().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Options of one run that are not site configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long (benchmarks, tests).
+    pub duration: Option<Duration>,
+}
+
+/// What a run did, printed at the end.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub seconds: f64,
+    pub cameras: Vec<(String, crate::capture::CameraStats)>,
+    pub frames: u64,
+    pub faces: u64,
+    pub embeddings: u64,
+    pub granted: u64,
+    pub denied: u64,
+    pub unknown: u64,
+    pub alerts: u64,
+    pub pulses: u64,
+    pub suppressed_by_cooldown: u64,
+    pub inference_ms: Percentiles,
+    pub latency_ms: Percentiles,
+}
+
+/// A stage is considered stalled after this long without progress.
+const STALL: Duration = Duration::from_secs(10);
+
+/// Runs the appliance until SIGTERM/SIGINT, the end of every camera (when configured) or
+/// `options.duration`.
+pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
+    config.validate()?;
+    if config.cameras.is_empty() {
+        bail!("no camera configured: add a [[camera]] section to the config (see board/*.toml for examples)");
+    }
+    let systemd = Systemd::from_env();
+    let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install the signal handler")?;
+    }
+    crate::act::door::install_panic_release();
+    let tz = config.service.time_zone()?;
+
+    let mut engine = Engine::open(config)?;
+    let mut store = Store::open_config(&config.store)?;
+    if let Some(dir) = &config.service.enroll_dir
+        && store.people()?.is_empty()
+    {
+        enroll_first_start(&mut engine, &mut store, dir)?;
+    }
+    let mut doors = HashMap::new();
+    for door_config in &config.doors {
+        let door =
+            Door::open(door_config, Arc::clone(&clock)).with_context(|| format!("door `{}`", door_config.name))?;
+        doors.insert(door_config.name.clone(), Arc::new(door));
+    }
+    for camera in &config.cameras {
+        if let Some(door) = &camera.door
+            && !doors.contains_key(door)
+        {
+            bail!("camera `{}` opens door `{door}`, but no [[door]] has that name", camera.name);
+        }
+    }
+
+    let stats = Arc::new(ServiceStats::default());
+    let hub = Arc::new(FrameHub::for_cameras(&config.cameras));
+    let mut cameras = spawn_cameras(&config.cameras, Arc::clone(&clock), Arc::clone(&hub))?;
+    let (decision_tx, decision_rx) = std::sync::mpsc::sync_channel(config.service.decision_queue);
+    let vision_beat = Heartbeat::new(Arc::clone(&clock));
+    let act_beat = Heartbeat::new(Arc::clone(&clock));
+
+    let vision = VisionStage {
+        engine,
+        store: Store::open_config(&config.store)?,
+        decider: Decider::new(config.decide.clone())?,
+        camera_names: config.cameras.iter().map(|c| c.name.clone()).collect(),
+        hub: Arc::clone(&hub),
+        doors: doors.values().cloned().collect(),
+        out: decision_tx,
+        stats: Arc::clone(&stats),
+        heartbeat: vision_beat.clone(),
+        refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
+    };
+    let act = ActStage {
+        store,
+        cameras: config.cameras.clone(),
+        doors: doors.clone(),
+        clock: Arc::clone(&clock),
+        tz,
+        stats: Arc::clone(&stats),
+        heartbeat: act_beat.clone(),
+    };
+    let vision_stop = Arc::new(AtomicBool::new(false));
+    let vision_thread = spawn("vision", {
+        let vision_stop = Arc::clone(&vision_stop);
+        move || vision.run(vision_stop)
+    })?;
+    let act_thread = spawn("act", move || act.run(decision_rx))?;
+
+    let started = Instant::now();
+    let names: Vec<String> = config.cameras.iter().map(|c| c.name.clone()).collect();
+    let status = format!("watching {} camera(s), {} door(s)", names.len(), doors.len());
+    log::info!("facegate running: {status}");
+    systemd.ready(&status);
+    let mut last_status = Instant::now();
+    let mut last_watchdog = Instant::now();
+    let mut failure = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if stop.load(Ordering::SeqCst) {
+            log::info!("stopping (signal received)");
+            break;
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            log::info!("stopping (run duration reached)");
+            break;
+        }
+        if vision_thread.is_finished() || act_thread.is_finished() {
+            failure = Some("a stage ended unexpectedly".to_string());
+            break;
+        }
+        if config.service.stop_when_cameras_end && hub.all_ended() {
+            // Give the last frame time to be decided before stopping.
+            std::thread::sleep(Duration::from_millis(1000));
+            log::info!("stopping (every camera reached its end)");
+            break;
+        }
+        let healthy = vision_beat.silence() < STALL && act_beat.silence() < STALL;
+        if let Some(every) = systemd.watchdog_interval()
+            && healthy
+            && last_watchdog.elapsed() >= every
+        {
+            systemd.watchdog();
+            last_watchdog = Instant::now();
+        }
+        if !healthy {
+            log::error!(
+                "a stage stalled (vision silent {:.1} s, act silent {:.1} s); the watchdog is no longer fed",
+                vision_beat.silence().as_secs_f64(),
+                act_beat.silence().as_secs_f64()
+            );
+        }
+        let interval = config.service.status_interval_s;
+        if interval > 0 && last_status.elapsed() >= Duration::from_secs(interval) {
+            last_status = Instant::now();
+            let line = status_line(&stats, &names, &hub.stats(), started.elapsed());
+            log::info!("status: {line}");
+            systemd.status(&line);
+        }
+    }
+    systemd.stopping();
+    let camera_stats = hub.stats();
+    cameras.stop();
+    vision_stop.store(true, Ordering::SeqCst);
+    let vision_result = join(vision_thread, "vision");
+    let act_result = join(act_thread, "act");
+    crate::act::door::release_all();
+    vision_result?;
+    act_result?;
+    if let Some(failure) = failure {
+        bail!("{failure}; see the log above");
+    }
+    let suppressed_by_cooldown = 0;
+    Ok(RunSummary {
+        seconds: started.elapsed().as_secs_f64(),
+        cameras: names.into_iter().zip(camera_stats).collect(),
+        frames: ServiceStats::get(&stats.frames),
+        faces: ServiceStats::get(&stats.faces),
+        embeddings: ServiceStats::get(&stats.embeddings),
+        granted: ServiceStats::get(&stats.granted),
+        denied: ServiceStats::get(&stats.denied),
+        unknown: ServiceStats::get(&stats.unknown),
+        alerts: ServiceStats::get(&stats.alerts),
+        pulses: ServiceStats::get(&stats.pulses),
+        suppressed_by_cooldown,
+        inference_ms: stats.inference(),
+        latency_ms: stats.latency(),
+    })
+}
+
+fn spawn(name: &str, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<JoinHandle<Result<()>>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let result = body();
+            if let Err(e) = &result {
+                log::error!("{}: {e:#}", std::thread::current().name().unwrap_or("stage"));
+            }
+            result
+        })
+        .with_context(|| format!("cannot start the {name} thread"))
+}
+
+fn join(handle: JoinHandle<Result<()>>, name: &str) -> Result<()> {
+    match handle.join() {
+        Ok(result) => result.with_context(|| format!("the {name} stage failed")),
+        Err(_) => bail!("the {name} stage panicked (relays were released); this is a bug, please report the log"),
+    }
+}
+
+fn status_line(
+    stats: &ServiceStats,
+    names: &[String],
+    cameras: &[crate::capture::CameraStats],
+    uptime: Duration,
+) -> String {
+    let per_camera: Vec<String> = names
+        .iter()
+        .zip(cameras)
+        .map(|(name, s)| format!("{name} {:.1} fps ({} dropped, {:?})", s.fps, s.stale_drops, s.state))
+        .collect();
+    let inference = stats.inference();
+    format!(
+        "up {:.0} s; {}; {} frames, {} decisions ({} granted); inference p50 {:.0} ms",
+        uptime.as_secs_f64(),
+        per_camera.join(", "),
+        ServiceStats::get(&stats.frames),
+        stats.decisions(),
+        ServiceStats::get(&stats.granted),
+        inference.p50
+    )
+}
+
+/// Enrolls every sub-folder of `dir` (folder name = person) into an empty store.
+fn enroll_first_start(engine: &mut Engine, store: &mut Store, dir: &Path) -> Result<()> {
+    let people = crate::cli::people::people_in(dir)?;
+    let total = people.iter().map(|(_, photos)| photos.len()).sum();
+    log::info!("first start: enrolling {} people from {}", people.len(), dir.display());
+    let (enrolled, problems) = crate::cli::people::enroll_people(engine, store, &people, total)?;
+    log::info!("first start: {enrolled} people enrolled, {problems} problem(s)");
+    Ok(())
+}
