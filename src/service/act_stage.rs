@@ -13,9 +13,10 @@ use super::Heartbeat;
 use super::stats::ServiceStats;
 use super::vision_stage::CameraDecision;
 use crate::act::OutboxEvent;
-use crate::act::door::Door;
+use crate::act::door::{Door, DoorEvent, DoorEventKind};
+use crate::act::events::{self, DecisionInfo, DecisionKind, DoorKind, EventBuilder, LastSeen, PersonRef};
 use crate::act::store::{AccessEvent, EventKind, Store};
-use crate::capture::CameraConfig;
+use crate::capture::{CameraConfig, CameraState, FrameHub};
 use crate::decide::clock::Clock;
 use crate::decide::policy::{Access, DenyReason, evaluate};
 use crate::decide::voter::Outcome;
@@ -29,6 +30,12 @@ pub struct ActStage {
     pub tz: jiff::tz::TimeZone,
     pub stats: Arc<ServiceStats>,
     pub heartbeat: Heartbeat,
+    /// Builds the MQTT events written to the outbox beside each row.
+    pub events: EventBuilder,
+    pub door_events: Vec<std::sync::mpsc::Receiver<DoorEvent>>,
+    pub hub: Arc<FrameHub>,
+    /// Seconds between heartbeat events (0 = none).
+    pub heartbeat_every: Duration,
 }
 
 /// What the stage concluded about one decision.
@@ -42,14 +49,150 @@ pub struct Verdict {
 impl ActStage {
     /// Runs until the vision stage hangs up, then drains what is left.
     pub fn run(mut self, input: Receiver<CameraDecision>) -> Result<()> {
+        let mut camera_states: Vec<Option<bool>> = vec![None; self.cameras.len()];
+        let started = std::time::Instant::now();
+        let mut last_heartbeat = std::time::Instant::now();
         loop {
             self.heartbeat.beat();
-            match input.recv_timeout(Duration::from_millis(200)) {
-                Ok(decision) => self.handle(decision),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            let hung_up = match input.recv_timeout(Duration::from_millis(200)) {
+                Ok(decision) => {
+                    self.handle(decision);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            self.publish_door_events();
+            self.publish_camera_changes(&mut camera_states);
+            if !self.heartbeat_every.is_zero() && last_heartbeat.elapsed() >= self.heartbeat_every {
+                last_heartbeat = std::time::Instant::now();
+                self.publish_heartbeat(started.elapsed());
+            }
+            if hung_up {
+                return Ok(());
             }
         }
+    }
+
+    /// Queues events that report no stored state; a failure is logged, never fatal.
+    fn enqueue(&mut self, events: &[OutboxEvent]) {
+        if let Err(e) = self.store.enqueue(events) {
+            ServiceStats::add(&self.stats.store_errors, 1);
+            log::error!("act: could not queue {} event(s) for MQTT: {e:#}", events.len());
+        }
+    }
+
+    fn publish_door_events(&mut self) {
+        let mut out = Vec::new();
+        for rx in &self.door_events {
+            while let Ok(event) = rx.try_recv() {
+                let kind = match event.kind {
+                    DoorEventKind::Pulse { length } => {
+                        DoorKind::Pulse { ms: length.as_millis() as u64, by: "face".into() }
+                    }
+                    DoorEventKind::ContactOpen => DoorKind::Open,
+                    DoorEventKind::ContactClosed => DoorKind::Closed,
+                    DoorEventKind::HeldOpen { for_ms } => DoorKind::HeldOpen { seconds: for_ms as f64 / 1e3 },
+                    DoorEventKind::Forced => DoorKind::Forced,
+                    DoorEventKind::Stalled => DoorKind::Stalled,
+                    DoorEventKind::Released { .. } | DoorEventKind::Recovered => continue,
+                };
+                if matches!(kind, DoorKind::Forced | DoorKind::HeldOpen { .. } | DoorKind::Stalled) {
+                    log::warn!("door {}: {kind:?}", event.door);
+                }
+                out.push(self.events.door(&event.door, &kind, self.wall_time(event.at)));
+            }
+        }
+        if !out.is_empty() {
+            self.enqueue(&out);
+        }
+    }
+
+    fn publish_camera_changes(&mut self, last: &mut [Option<bool>]) {
+        let mut out = Vec::new();
+        for (i, stats) in self.hub.stats().into_iter().enumerate() {
+            let online = matches!(stats.state, CameraState::Streaming);
+            let (Some(camera), Some(previous)) = (self.cameras.get(i), last.get_mut(i)) else { continue };
+            if *previous == Some(online) || matches!(stats.state, CameraState::Connecting) {
+                continue;
+            }
+            *previous = Some(online);
+            let reason = match &stats.state {
+                CameraState::Reconnecting { error } => Some(error.clone()),
+                CameraState::Ended => Some("end of replay".to_string()),
+                _ => None,
+            };
+            if !online {
+                log::warn!("camera {}: offline ({})", camera.name, reason.as_deref().unwrap_or("?"));
+            }
+            let state = events::CameraState {
+                camera: camera.name.clone(),
+                location: camera.location.clone(),
+                online,
+                reason,
+                fps: Some(stats.fps as f32),
+            };
+            out.push(self.events.camera_state(&state, jiff::Timestamp::now()));
+        }
+        if !out.is_empty() {
+            self.enqueue(&out);
+        }
+    }
+
+    fn publish_heartbeat(&mut self, uptime: Duration) {
+        let s = &self.stats;
+        let mut counters = std::collections::BTreeMap::new();
+        for (name, value) in [
+            ("frames", &s.frames),
+            ("faces", &s.faces),
+            ("granted", &s.granted),
+            ("denied", &s.denied),
+            ("unknown", &s.unknown),
+            ("alerts", &s.alerts),
+            ("pulses", &s.pulses),
+            ("store_errors", &s.store_errors),
+        ] {
+            counters.insert(name.to_string(), ServiceStats::get(value));
+        }
+        let beat = events::Heartbeat { uptime_s: uptime.as_secs(), counters };
+        let event = self.events.heartbeat(&beat, jiff::Timestamp::now());
+        self.enqueue(&[event]);
+    }
+
+    /// The outbox events that report a decision: the decision, and where the person was seen.
+    fn outbox_for(&self, input: &CameraDecision, verdict: &Verdict, role: Option<String>) -> Vec<OutboxEvent> {
+        let e = &verdict.event;
+        let camera = &self.cameras[input.camera];
+        let person = match (e.person_id, &e.person_name, role) {
+            (Some(id), Some(name), Some(role)) => Some(PersonRef { id, name: name.clone(), role }),
+            _ => None,
+        };
+        let kind = match e.kind {
+            EventKind::Granted => DecisionKind::Granted,
+            EventKind::Denied => DecisionKind::Denied { reason: e.reason.clone().unwrap_or_default() },
+            EventKind::Unknown => DecisionKind::Unknown,
+            EventKind::Alert => DecisionKind::Alert,
+        };
+        let b = input.decision.bbox;
+        let info = DecisionInfo {
+            kind,
+            camera: camera.name.clone(),
+            location: camera.location.clone(),
+            door: camera.door.clone(),
+            person: person.clone(),
+            similarity: e.similarity,
+            margin: e.margin,
+            votes: e.votes,
+            window: e.window,
+            bbox: [b.x1, b.y1, b.width(), b.height()],
+            latency_ms: self.clock.now().saturating_sub(input.decision.at).as_secs_f64() * 1e3,
+        };
+        let mut out = vec![self.events.decision(&info, e.at)];
+        if let (Some(person), Some(similarity)) = (person, e.similarity) {
+            let seen = LastSeen { person, camera: camera.name.clone(), location: camera.location.clone(), similarity };
+            out.push(self.events.last_seen(&seen, e.at));
+        }
+        out
     }
 
     /// The wall-clock time of a clock reading (the clock is monotonic; events need UTC).
@@ -117,7 +260,16 @@ impl ActStage {
                 return;
             }
         };
-        let outbox: Vec<OutboxEvent> = Vec::new();
+        let role = match verdict.event.person_id {
+            Some(_) => verdict
+                .event
+                .person_name
+                .as_deref()
+                .and_then(|n| self.store.find_person(n).ok().flatten())
+                .map(|p| p.role.to_string()),
+            None => None,
+        };
+        let outbox = self.outbox_for(&input, &verdict, role);
         if let Err(e) = self.store.record_event(&verdict.event, &outbox) {
             // Fail secure: a door never opens for an event that is not on disk.
             ServiceStats::add(&self.stats.store_errors, 1);

@@ -11,6 +11,7 @@
 //! releases every relay (they also release themselves when dropped, on panic or on a stall).
 
 pub mod act_stage;
+pub mod commands;
 pub mod config;
 pub mod stats;
 pub mod systemd;
@@ -144,7 +145,28 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         heartbeat: vision_beat.clone(),
         refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
     };
+    let node = config.mqtt.node();
+    let door_events = doors.values().map(|d| d.events()).collect();
+    let mqtt = if config.mqtt.enabled {
+        let info = crate::act::mqtt::DiscoveryInfo {
+            name: format!("facegate {node}"),
+            model: "facegate".into(),
+            sw_version: env!("CARGO_PKG_VERSION").into(),
+            doors: config.doors.iter().map(|d| d.name.clone()).collect(),
+            cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
+        };
+        let handler = commands::ServiceCommands::new(config.clone(), Store::open_config(&config.store)?, doors.clone());
+        let outbox = Box::new(Store::open_config(&config.store)?);
+        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, Box::new(handler), info)?)
+    } else {
+        log::info!("MQTT is off ([mqtt] enabled = false): events stay in the outbox until it is enabled");
+        None
+    };
     let act = ActStage {
+        events: crate::act::events::EventBuilder::new(&node),
+        door_events,
+        hub: Arc::clone(&hub),
+        heartbeat_every: Duration::from_secs(config.service.status_interval_s),
         store,
         cameras: config.cameras.clone(),
         doors: doors.clone(),
@@ -218,6 +240,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let vision_result = join(vision_thread, "vision");
     let act_result = join(act_thread, "act");
     crate::act::door::release_all();
+    if let Some(mqtt) = mqtt {
+        mqtt.stop();
+    }
     vision_result?;
     act_result?;
     if let Some(failure) = failure {
