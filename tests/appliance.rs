@@ -74,3 +74,18 @@ fn kill_9_during_runs_leaves_an_intact_database_with_every_logged_decision() {
     }
     assert!(logged > 0, "no decision happened before the kills: the test would prove nothing");
 }
+
+#[test]
+fn every_board_profile_is_a_valid_config() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = facegate::config::Config::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert!(!config.cameras.is_empty(), "{}: no camera", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "expected the demo, bench and five board profiles, found {checked}");
+}
