@@ -89,3 +89,39 @@ fn every_board_profile_is_a_valid_config() {
     }
     assert!(checked >= 7, "expected the demo, bench and five board profiles, found {checked}");
 }
+
+#[test]
+fn doctor_passes_the_demo_and_names_each_failing_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("doctor.db");
+    let board = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
+    let out =
+        facegate().arg("--config").arg(board.join("demo.toml")).arg("--db").arg(&db).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for check in ["onnxruntime: version", "models:", "database:", "camera entrance: first frame 640x480", "node ready"]
+    {
+        assert!(text.contains(check), "missing `{check}` in:\n{text}");
+    }
+    // A board profile on a machine without its camera and GPIO chip, and a broker that is down.
+    let config = dir.path().join("broken.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let profile =
+        std::fs::read_to_string(board.join("rpi4.toml")).unwrap().replace("/dev/video0", "/dev/video-missing");
+    std::fs::write(&config, format!("{profile}\n[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n"))
+        .unwrap();
+    let out = facegate()
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(&db)
+        .args(["doctor", "--camera-timeout", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for check in ["FAIL  camera front", "FAIL  door front", "gpiodetect", "FAIL  mqtt broker", "node NOT ready"] {
+        assert!(text.contains(check), "missing `{check}` in:\n{text}");
+    }
+    assert!(text.contains("ok    database"), "{text}");
+}

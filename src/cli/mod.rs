@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod detect;
+mod doctor;
 mod door;
 mod draw;
 mod eval;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Run the appliance: watch the cameras, decide, open doors, record attendance, publish
     /// events. Without --config it runs the built-in demo (board/demo.toml).
     Run(run::RunArgs),
+    /// Check that this node is ready: config, ONNX Runtime, models, database, cameras, relays,
+    /// broker, clock. One line per check with a fix; exit code 0 only when all pass.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl GlobalArgs {
@@ -160,6 +164,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     match cli.command {
         Command::Run(args) => run::run(&config, args),
+        Command::Doctor(args) => doctor::run(&config, args),
         Command::Detect(args) => detect::run(&config, args),
         Command::Verify(args) => people::verify(&config, args),
         Command::Enroll(args) => people::enroll(&config, args),
