@@ -18,7 +18,7 @@ use crate::act::store::{AccessEvent, EventKind, Store};
 use crate::act::{Outbox, OutboxEvent};
 use crate::capture::{CameraConfig, CameraState, FrameHub};
 use crate::decide::clock::Clock;
-use crate::decide::policy::{Access, DenyReason, evaluate};
+use crate::decide::policy::{Access, DenyReason, evaluate_at_door};
 use crate::decide::voter::Outcome;
 
 /// Everything the stage owns; runs until its input channel closes.
@@ -270,7 +270,7 @@ impl ActStage {
         event.person_id = Some(record.id);
         let local = at.to_zoned(self.tz.clone()).datetime();
         let mut open = None;
-        match evaluate(record.role, &record.schedule, local) {
+        match evaluate_at_door(record.role, &record.schedule, &record.doors, camera.door.as_deref(), local) {
             Access::Granted => {
                 event.kind = EventKind::Granted;
                 open = camera.door.clone();
@@ -360,5 +360,6 @@ fn deny_reason(reason: DenyReason) -> &'static str {
     match reason {
         DenyReason::OutsideSchedule => "outside_schedule",
         DenyReason::UnknownFace => "unknown_face",
+        DenyReason::DoorNotAllowed => "door_not_allowed",
     }
 }
