@@ -124,6 +124,8 @@ port = {port}
 node = "{node}"
 discovery = false
 snapshots = true
+remote_open = true
+remote_open_require_hmac = false
 [[camera]]
 name = "entrance"
 location = "{location}"
@@ -203,6 +205,19 @@ fn the_running_node_publishes_snapshots_presence_and_reloads_its_config() {
     let crop = image::load_from_memory_with_format(crop, image::ImageFormat::Jpeg).expect("the snapshot is a JPEG");
     let (w, h) = (crop.width(), crop.height());
     assert!((40..640).contains(&w) && h < 480, "a face crop, not the whole frame: {w}x{h}");
+
+    // The door pulse says who opened it: a face here, a remote command below.
+    let pulse = listener.wait_for("a pulse", Duration::from_secs(10), |t, m| {
+        t == "door/front/event" && m.json()["kind"] == json!("pulse")
+    });
+    assert_eq!(pulse.json()["by"], json!("face"), "{}", pulse.json());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let reply = listener.command("open_door", "open1", json!({ "door": "front", "ts": now, "nonce": "n-0123456789" }));
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let pulse = listener.wait_for("the remote pulse", Duration::from_secs(10), |t, m| {
+        t == "door/front/event" && m.json()["by"] == json!("remote")
+    });
+    assert_eq!(pulse.json()["pulse_ms"], json!(200));
 
     // Periodic camera state with the frame rate, and heartbeats with the outbox counters.
     listener.wait_for("camera fps", Duration::from_secs(10), |t, m| {

@@ -101,9 +101,9 @@ impl ActStage {
         for rx in &self.door_events {
             while let Ok(event) = rx.try_recv() {
                 let kind = match event.kind {
-                    DoorEventKind::Pulse { length } => {
-                        DoorKind::Pulse { ms: length.as_millis() as u64, by: "face".into() }
-                    }
+                    // Pulses are reported by whoever asked for them (a face here, a remote
+                    // command in `commands`), so the event can say who opened the door.
+                    DoorEventKind::Pulse { .. } => continue,
                     DoorEventKind::ContactOpen => DoorKind::Open,
                     DoorEventKind::ContactClosed => DoorKind::Closed,
                     DoorEventKind::HeldOpen { for_ms } => DoorKind::HeldOpen { seconds: for_ms as f64 / 1e3 },
@@ -341,6 +341,9 @@ impl ActStage {
             match door.pulse(None) {
                 Ok(receipt) => {
                     ServiceStats::add(&self.stats.pulses, 1);
+                    let pulse = DoorKind::Pulse { ms: receipt.length.as_millis() as u64, by: "face".into() };
+                    let event = self.events.door(door_name, &pulse, self.wall_time(receipt.started));
+                    self.enqueue(&[event]);
                     let latency = receipt.started.saturating_sub(input.decision.at);
                     self.stats.record_latency(latency);
                     log::info!(

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::vision_stage::SnapshotRequests;
 use super::{ConfigSource, Control};
 use crate::act::door::Door;
+use crate::act::events::{DoorKind, EventBuilder};
 use crate::act::mqtt::CommandHandler;
 use crate::act::store::{NewTemplate, Store};
 use crate::config::Config;
@@ -65,6 +66,11 @@ impl CommandHandler for ServiceCommands {
         };
         let receipt = door.pulse(None)?;
         log::info!("door {}: opened by a remote command", door.name());
+        let pulse = DoorKind::Pulse { ms: receipt.length.as_millis() as u64, by: "remote".into() };
+        let event = EventBuilder::new(&self.config.mqtt.node()).door(door.name(), &pulse, jiff::Timestamp::now());
+        if let Err(e) = self.store.enqueue(&[event]) {
+            log::error!("door {}: the remote opening could not be queued for MQTT: {e:#}", door.name());
+        }
         Ok(json!({ "door": door.name(), "pulse_ms": receipt.length.as_millis() as u64 }))
     }
 
