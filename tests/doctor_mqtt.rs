@@ -31,22 +31,12 @@ fn rumqttd_with_password() -> u16 {
     let config: rumqttd::Config = toml::from_str(&format!(
         r#"
         id = 0
-        [router]
-        max_connections = 100
-        max_outgoing_packet_count = 100
-        max_segment_size = 1048576
-        max_segment_count = 10
-        [v4.1]
+        router = {{ max_connections = 100, max_outgoing_packet_count = 100, max_segment_size = 1048576, max_segment_count = 10 }}
+        [v4.auth]
         name = "v4-auth"
         listen = "127.0.0.1:{port}"
         next_connection_delay_ms = 1
-        [v4.1.connections]
-        connection_timeout_ms = 5000
-        max_payload_size = 65536
-        max_inflight_count = 100
-        dynamic_filters = true
-        [v4.1.connections.auth]
-        {USER} = "{PASSWORD}"
+        connections = {{ connection_timeout_ms = 5000, max_payload_size = 65536, max_inflight_count = 100, dynamic_filters = true, auth = {{ {USER} = "{PASSWORD}" }} }}
         "#
     ))
     .unwrap();
