@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Event, Incoming, MqttOptions};
+use rumqttc::{Client, Connection, Event, Incoming, MqttOptions};
 
 const USER: &str = "door";
 const PASSWORD: &str = "correct-horse-battery";
@@ -69,6 +69,23 @@ fn credentials(port: u16, password: &str) -> String {
     format!("port = {port}\nusername = \"{USER}\"\npassword = \"{password}\"")
 }
 
+/// A client connected as the service would be (`facegate-<node>`); the doctor must not take its place.
+fn running_node(port: u16) -> (Client, Connection) {
+    let mut node = MqttOptions::new("facegate-gate1", "127.0.0.1", port);
+    node.set_credentials(USER, PASSWORD);
+    let (client, mut connection) = Client::new(node, 10);
+    let first = connection.recv_timeout(Duration::from_secs(5)).expect("node connects");
+    assert!(matches!(first, Ok(Event::Incoming(Incoming::ConnAck(_)))), "{first:?}");
+    (client, connection)
+}
+
+/// Had the broker dropped the node's session, its connection would report an error now.
+fn assert_still_connected(connection: &mut Connection) {
+    while let Ok(event) = connection.recv_timeout(Duration::from_millis(300)) {
+        assert!(event.is_ok(), "the doctor's probe knocked the running node off the broker: {event:?}");
+    }
+}
+
 fn mqtt_line(text: &str) -> &str {
     text.lines().find(|l| l.contains("mqtt broker")).unwrap_or_else(|| panic!("no mqtt broker line in:\n{text}"))
 }
@@ -78,12 +95,7 @@ fn rumqttd_with_password_right_wrong_and_no_broker() {
     let dir = tempfile::tempdir().unwrap();
     let port = rumqttd_with_password();
 
-    // The running node is connected under its own client id; doctor must not take its place.
-    let mut node = MqttOptions::new("facegate-gate1", "127.0.0.1", port);
-    node.set_credentials(USER, PASSWORD);
-    let (_client, mut connection) = Client::new(node, 10);
-    let first = connection.recv_timeout(Duration::from_secs(5)).expect("node connects");
-    assert!(matches!(first, Ok(Event::Incoming(Incoming::ConnAck(_)))), "{first:?}");
+    let (_node, mut connection) = running_node(port);
 
     let (code, text) = doctor(dir.path(), &credentials(port, PASSWORD));
     assert_eq!(code, Some(0), "{text}");
@@ -91,10 +103,7 @@ fn rumqttd_with_password_right_wrong_and_no_broker() {
     assert!(line.starts_with("ok    mqtt broker") && line.contains("credentials work"), "{line}");
     assert!(line.contains("facegate-gate1-doctor"), "{line}");
     assert!(text.contains("node ready"), "{text}");
-    // Had the broker dropped the node's session, its connection would report an error now.
-    while let Ok(event) = connection.recv_timeout(Duration::from_millis(300)) {
-        assert!(event.is_ok(), "the doctor's probe knocked the running node off the broker: {event:?}");
-    }
+    assert_still_connected(&mut connection);
 
     let (code, text) = doctor(dir.path(), &credentials(port, "wrong-password"));
     assert_eq!(code, Some(1), "{text}");
@@ -156,9 +165,11 @@ fn mosquitto_answers_connack_codes_that_doctor_explains() {
     let _broker = Mosquitto(child.expect("mosquitto starts"));
     wait_listening(port);
 
+    let (_node, mut connection) = running_node(port);
     let (code, text) = doctor(dir.path(), &credentials(port, PASSWORD));
     assert_eq!(code, Some(0), "{text}");
     assert!(mqtt_line(&text).contains("credentials work"), "{text}");
+    assert_still_connected(&mut connection);
 
     let (code, text) = doctor(dir.path(), &credentials(port, "wrong-password"));
     assert_eq!(code, Some(1), "{text}");
