@@ -218,6 +218,30 @@ impl FromStr for Schedule {
     }
 }
 
+/// The days of a window as people write them: runs of three or more days as a range
+/// (`mon-fri`), others joined with `+` (`mon+wed`, `sat+sun`).
+fn days_text(mask: u8) -> String {
+    let mut parts = Vec::new();
+    let mut d = 0;
+    while d < 7 {
+        if mask & (1 << d) == 0 {
+            d += 1;
+            continue;
+        }
+        let start = d;
+        while d + 1 < 7 && mask & (1 << (d + 1)) != 0 {
+            d += 1;
+        }
+        match d - start {
+            0 => parts.push(DAYS[start].to_string()),
+            1 => parts.extend([DAYS[start].to_string(), DAYS[d].to_string()]),
+            _ => parts.push(format!("{}-{}", DAYS[start], DAYS[d])),
+        }
+        d += 1;
+    }
+    parts.join("+")
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.windows.is_empty() {
@@ -227,11 +251,10 @@ impl fmt::Display for Schedule {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            let days: Vec<&str> = (0..7).filter(|d| w.days & (1 << d) != 0).map(|d| DAYS[d]).collect();
             write!(
                 f,
                 "{} {:02}:{:02}-{:02}:{:02}",
-                days.join("+"),
+                days_text(w.days),
                 w.start_min / 60,
                 w.start_min % 60,
                 w.end_min / 60,
@@ -262,8 +285,12 @@ mod tests {
         assert!(!s.allows(0, 19 * 60), "end is exclusive");
         assert!(s.allows(5, 9 * 60));
         assert!(!s.allows(6, 9 * 60), "no Sunday window");
+        assert_eq!(s.to_string(), "mon-fri 07:00-19:00, sat 08:00-12:00", "printed as it is written");
         let again: Schedule = s.to_string().parse().unwrap();
         assert_eq!(again, s);
+        let odd: Schedule = "mon+tue+wed+fri+sat 08:00-09:00, sun 10:00-11:00".parse().unwrap();
+        assert_eq!(odd.to_string(), "mon-wed+fri+sat 08:00-09:00, sun 10:00-11:00");
+        assert_eq!(odd.to_string().parse::<Schedule>().unwrap(), odd);
         assert!(Schedule::default().allows(6, 3 * 60), "empty schedule = always");
         assert_eq!("always".parse::<Schedule>().unwrap(), Schedule::default());
         let mixed: Schedule = "mon+wed 09:00-24:00".parse().unwrap();
