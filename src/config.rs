@@ -160,4 +160,18 @@ mod tests {
         assert_eq!(c.models.variant, Variant::Int8);
         assert_eq!(c.matching.crop, CropMethod::Square);
     }
+
+    #[test]
+    fn execution_provider_is_read_and_a_wrong_one_names_the_key() {
+        use crate::vision::runtime::ExecutionProvider;
+        assert_eq!(Config::default().runtime.execution_provider, ExecutionProvider::Cpu);
+        for (text, want) in
+            [("cpu", ExecutionProvider::Cpu), ("cuda", ExecutionProvider::Cuda), ("auto", ExecutionProvider::Auto)]
+        {
+            let c = Config::parse(&format!("[runtime]\nexecution_provider = \"{text}\"\n")).unwrap();
+            assert_eq!(c.runtime.execution_provider, want);
+        }
+        let err = format!("{:#}", Config::parse("[runtime]\nexecution_provider = \"gpu\"\n").unwrap_err());
+        assert!(err.contains("execution_provider") && err.contains("cuda"), "{err}");
+    }
 }

@@ -1,7 +1,6 @@
 //! `facegate doctor`: checks that a node is ready, one line per check with a fix hint. The exit
 //! code says whether the node is ready (0) or not (1).
 
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +16,16 @@ use crate::decide::clock::{Clock, MonotonicClock};
 use crate::vision::models::Manifest;
 use crate::vision::runtime::Runtime;
 
+mod broker;
+
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Seconds to wait for each camera's first frame.
     #[arg(long, default_value_t = 10.0)]
     pub camera_timeout: f64,
+    /// Seconds to wait for the MQTT broker's answer (CONNACK).
+    #[arg(long, default_value_t = 5.0)]
+    pub mqtt_timeout: f64,
 }
 
 /// Prints one check's result; returns whether it passed.
@@ -42,11 +46,7 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     // The config was loaded and validated before we got here: a bad one never reaches this line.
     let mut ok = report("config", Ok(format!("{} camera(s), {} door(s)", config.cameras.len(), config.doors.len())));
     ok &= report("clock", check_clock());
-    ok &= report(
-        "onnxruntime",
-        Runtime::load(config.runtime.clone())
-            .map(|r| format!("version {} from {}", r.version(), r.library().display())),
-    );
+    ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
     ok &= report("models", check_models(config));
     ok &= report("database", check_store(config));
     for camera in &config.cameras {
@@ -60,12 +60,30 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
         ok &= report(&format!("door {}", door.name), result);
     }
     if config.mqtt.enabled {
-        ok &= report("mqtt broker", check_broker(&config.mqtt.host, config.mqtt.port));
+        ok &= report("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout)));
     } else {
         println!("skip  mqtt: [mqtt] enabled = false");
     }
     println!("{}", if ok { "node ready" } else { "node NOT ready: fix the FAIL lines above" });
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Version, library and the execution provider in use, with the reason when it is not the
+/// configured one (a CUDA request served by the CPU still works, only slower).
+fn describe_runtime(runtime: &Runtime) -> String {
+    let mut line = format!(
+        "version {} from {}; execution provider {}",
+        runtime.version(),
+        runtime.library().display(),
+        runtime.execution_provider()
+    );
+    if let Some(why) = runtime.fallback_reason() {
+        line.push_str(&format!(
+            " (runtime.execution_provider = \"{}\" but {why})",
+            runtime.options().execution_provider
+        ));
+    }
+    line
 }
 
 fn check_clock() -> Result<String> {
@@ -105,7 +123,7 @@ fn check_camera(camera: &crate::capture::CameraConfig, timeout_s: f64) -> Result
     };
     source.open(&ctx)?;
     let started = Instant::now();
-    let timeout = Duration::from_secs_f64(timeout_s.max(0.1));
+    let timeout = seconds(timeout_s);
     while started.elapsed() < timeout {
         match source.next_frame(&ctx)? {
             Next::Frame { image, .. } => {
@@ -124,13 +142,7 @@ fn check_camera(camera: &crate::capture::CameraConfig, timeout_s: f64) -> Result
     bail!("no frame within {timeout_s} s: check the camera's power, cable or network, and its settings")
 }
 
-fn check_broker(host: &str, port: u16) -> Result<String> {
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| anyhow::anyhow!("cannot resolve {host}: {e}; check mqtt.host"))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{host} has no address; check mqtt.host"))?;
-    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}; check mqtt.host/port and that the broker runs"))?;
-    Ok(format!("{addr} accepts connections (credentials are checked when the service connects)"))
+/// A user-given number of seconds as a duration, at least 0.1 s (NaN and negatives included).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.1)).unwrap_or(Duration::from_secs(3600))
 }

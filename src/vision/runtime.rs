@@ -4,11 +4,17 @@
 //! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`), so a missing or wrong library is a
 //! user-fixable condition, not a link error. We always hand `ort` a checked path: without one
 //! `ort` panics on first use.
+//!
+//! The execution provider (CPU, or CUDA on a Jetson) is chosen once when the library loads: a
+//! CUDA request that the library or the machine cannot serve falls back to the CPU with one
+//! warning that says why, so a board never fails to start over its accelerator.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
 use ndarray::{ArrayD, ArrayView4};
+use ort::ep::ExecutionProvider as _;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
@@ -33,6 +39,9 @@ pub struct RuntimeOptions {
     pub spinning: bool,
     /// ONNX Runtime's CPU memory arena: faster with several faces per frame, more memory.
     pub arena: bool,
+    /// "cpu", "cuda" (prefer CUDA, fall back to the CPU with a warning) or "auto" (CUDA when the
+    /// loaded library and the machine have it, else the CPU quietly).
+    pub execution_provider: ExecutionProvider,
 }
 
 impl Default for RuntimeOptions {
@@ -43,6 +52,7 @@ impl Default for RuntimeOptions {
             optimization: OptimizationLevel::All,
             spinning: false,
             arena: false,
+            execution_provider: ExecutionProvider::Cpu,
         }
     }
 }
@@ -68,11 +78,36 @@ impl From<OptimizationLevel> for GraphOptimizationLevel {
     }
 }
 
+/// Which execution provider runs the models (`runtime.execution_provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU kernels only.
+    #[default]
+    Cpu,
+    /// CUDA for what it supports (the rest on the CPU); falls back to the CPU with a warning.
+    Cuda,
+    /// CUDA if available, otherwise the CPU; a CPU-only library is expected, not warned about.
+    Auto,
+}
+
+impl std::fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::Auto => "auto",
+        })
+    }
+}
+
 /// A loaded ONNX Runtime environment from which sessions are made.
 pub struct Runtime {
     environment: ort::environment::Environment,
     options: RuntimeOptions,
     library: PathBuf,
+    /// The provider in use (`Cpu` or `Cuda`) and, after a fallback, why CUDA is not used.
+    provider: Mutex<(ExecutionProvider, Option<String>)>,
 }
 
 /// Where facegate looks for the library, in order (config, `ORT_DYLIB_PATH`, beside the binary,
@@ -125,7 +160,7 @@ impl Runtime {
                     library.display()
                 );
             }
-            return Ok(Runtime { environment: environment.clone(), options, library: library.clone() });
+            return Ok(Runtime::with_environment(environment.clone(), options, library.clone()));
         }
         let mut tried = Vec::new();
         for candidate in library_candidates(options.library.as_deref()) {
@@ -148,7 +183,7 @@ impl Runtime {
                     })?;
                     log::debug!("ONNX Runtime loaded from {}", candidate.display());
                     *loaded = Some((candidate.clone(), environment.clone()));
-                    return Ok(Runtime { environment, options, library: candidate });
+                    return Ok(Runtime::with_environment(environment, options, candidate));
                 }
                 Err(e) => tried.push(format!("{} ({e})", candidate.display())),
             }
@@ -160,6 +195,17 @@ impl Runtime {
              or put it next to the facegate binary.",
             tried.join("\n  ")
         )
+    }
+
+    /// A runtime on a loaded environment, with the execution provider chosen for `options` (each
+    /// runtime chooses again: a config reload may ask for another provider).
+    fn with_environment(
+        environment: ort::environment::Environment,
+        options: RuntimeOptions,
+        library: PathBuf,
+    ) -> Runtime {
+        let provider = choose_provider(&environment, options.execution_provider, &library);
+        Runtime { environment, options, library, provider: Mutex::new(provider) }
     }
 
     /// The library actually loaded.
@@ -185,8 +231,36 @@ impl Runtime {
             .unwrap_or_else(|| ORT_VERSION.to_string())
     }
 
-    /// Builds a session from model bytes (already checksum-verified by the caller).
+    /// The execution provider sessions are built with: `Cpu` or `Cuda`, never `Auto`.
+    pub fn execution_provider(&self) -> ExecutionProvider {
+        self.provider.lock().map(|p| p.0).unwrap_or(ExecutionProvider::Cpu)
+    }
+
+    /// Why the configured provider is not the one in use (after a CUDA fallback), if it is not.
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.provider.lock().ok().and_then(|p| p.1.clone())
+    }
+
+    /// Builds a session from model bytes (already checksum-verified by the caller). A CUDA
+    /// session that fails to build (e.g. no GPU at session start) is built again on the CPU, and
+    /// every later session goes to the CPU directly.
     pub fn session(&self, name: &str, model: &[u8]) -> Result<Session> {
+        if self.execution_provider() == ExecutionProvider::Cuda {
+            match self.build_session(name, model, true) {
+                Ok(session) => return Ok(session),
+                Err(e) => {
+                    let why = format!("building the {name} session with CUDA failed ({e:#})");
+                    log::warn!("{}", fallback_message(self.options.execution_provider, &why));
+                    if let Ok(mut provider) = self.provider.lock() {
+                        *provider = (ExecutionProvider::Cpu, Some(why));
+                    }
+                }
+            }
+        }
+        self.build_session(name, model, false)
+    }
+
+    fn build_session(&self, name: &str, model: &[u8], cuda: bool) -> Result<Session> {
         let map = |e: ort::Error<_>| anyhow!("{name}: could not configure the ONNX Runtime session: {e}");
         let builder = Session::builder(&self.environment).map_err(|e| anyhow!("{name}: {e}"))?;
         let mut builder = builder
@@ -203,12 +277,64 @@ impl Runtime {
             // more peak RSS (README, "Measured figures").
             .with_memory_pattern(false)
             .map_err(map)?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(self.options.arena).build()])
+            .with_execution_providers(providers(cuda, self.options.arena))
             .map_err(map)?;
         builder.commit_from_memory(model).map_err(|e| {
             anyhow!("{name}: ONNX Runtime rejected the model ({e}); regenerate it with tools/models/regenerate.sh")
         })
     }
+}
+
+/// The providers a session registers, in order of preference; CUDA must register or the
+/// session fails (and is retried on the CPU), so a half-working CUDA is never silently used.
+fn providers(cuda: bool, arena: bool) -> Vec<ort::ep::ExecutionProviderDispatch> {
+    let cpu = ort::ep::CPU::default().with_arena_allocator(arena).build();
+    if cuda { vec![ort::ep::CUDA::default().build().error_on_failure(), cpu] } else { vec![cpu] }
+}
+
+/// Resolves the configured provider against the loaded library: returns the provider to use
+/// (`Cpu` or `Cuda`) and, when CUDA was asked for but cannot be used, why. Registering CUDA on a
+/// throwaway session builder loads ONNX Runtime's CUDA provider library and with it CUDA and
+/// cuDNN, so missing GPU libraries show up here rather than at the first session.
+fn choose_provider(
+    environment: &ort::environment::Environment,
+    requested: ExecutionProvider,
+    library: &Path,
+) -> (ExecutionProvider, Option<String>) {
+    if requested == ExecutionProvider::Cpu {
+        return (ExecutionProvider::Cpu, None);
+    }
+    let why = match ort::ep::CUDA::is_available() {
+        Err(e) => format!("ONNX Runtime could not list its execution providers ({e})"),
+        Ok(false) => format!(
+            "the loaded ONNX Runtime ({}) is a CPU-only build without CUDAExecutionProvider; on a Jetson install \
+             the GPU build from JetPack and point runtime.library (or ORT_DYLIB_PATH) at its libonnxruntime.so",
+            library.display()
+        ),
+        Ok(true) => {
+            let probe = Session::builder(environment)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.with_execution_providers(providers(true, false)).map(drop).map_err(|e| e.to_string()));
+            match probe {
+                Ok(()) => return (ExecutionProvider::Cuda, None),
+                Err(e) => format!(
+                    "ONNX Runtime has CUDA but it did not start ({e}); check the GPU, the CUDA and cuDNN libraries \
+                     JetPack installs, and LD_LIBRARY_PATH"
+                ),
+            }
+        }
+    };
+    let expected = requested == ExecutionProvider::Auto && why.contains("CPU-only build");
+    if expected {
+        log::info!("{}", fallback_message(requested, &why));
+    } else {
+        log::warn!("{}", fallback_message(requested, &why));
+    }
+    (ExecutionProvider::Cpu, Some(why))
+}
+
+fn fallback_message(requested: ExecutionProvider, why: &str) -> String {
+    format!("runtime.execution_provider = \"{requested}\" but {why}: running the models on the CPU")
 }
 
 /// A session with one float input, whose named outputs are copied out after each run.

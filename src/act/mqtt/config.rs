@@ -122,6 +122,33 @@ impl fmt::Debug for MqttConfig {
     }
 }
 
+/// Reads the TLS files into rumqttc's transport; errors name the key of the unreadable file.
+#[cfg(feature = "mqtt-tls")]
+fn set_tls(o: &mut rumqttc::MqttOptions, tls: &MqttTls) -> Result<()> {
+    use anyhow::Context;
+    let read = |key: &str, p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("mqtt.tls.{key}: cannot read {}", p.display()))
+    };
+    let ca = read("ca_file", &tls.ca_file)?;
+    let client_auth = match (&tls.client_cert, &tls.client_key) {
+        (Some(c), Some(k)) => Some((read("client_cert", c)?, read("client_key", k)?)),
+        _ => None,
+    };
+    // One crypto provider (ring) for the process; an error means one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    o.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+        ca,
+        alpn: None,
+        client_auth,
+    }));
+    Ok(())
+}
+
+#[cfg(not(feature = "mqtt-tls"))]
+fn set_tls(_: &mut rumqttc::MqttOptions, _: &MqttTls) -> Result<()> {
+    bail!("mqtt.tls is set but this build has no TLS: rebuild with `cargo build --features mqtt-tls`")
+}
+
 /// A topic level we generate from config: no wildcards, no separators, not empty.
 fn check_level(key: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.contains(['/', '+', '#', '\0']) {
@@ -153,6 +180,20 @@ impl MqttConfig {
 
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_s)
+    }
+
+    /// What every connection to the broker shares (the service's and `facegate doctor`'s):
+    /// address, client id, keep-alive, credentials and TLS. No Last Will: that is the service's.
+    pub(crate) fn connect_options(&self, client_id: String) -> Result<rumqttc::MqttOptions> {
+        let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+        o.set_keep_alive(self.keep_alive());
+        if let Some(user) = &self.username {
+            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &self.tls {
+            set_tls(&mut o, tls)?;
+        }
+        Ok(o)
     }
 
     /// Checks every key; the error names the key and the fix.

@@ -161,8 +161,7 @@ impl MqttService {
 }
 
 fn mqtt_options(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions> {
-    let mut o = MqttOptions::new(config.client_id(), config.host.clone(), config.port);
-    o.set_keep_alive(config.keep_alive());
+    let mut o = config.connect_options(config.client_id())?;
     o.set_clean_session(true);
     o.set_last_will(LastWill::new(topics.status(), "offline", QoS::AtLeastOnce, true));
     // Larger commands than the cap are answered with an error; far larger ones the client
@@ -170,38 +169,7 @@ fn mqtt_options(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions> {
     let incoming = config.max_payload_bytes.saturating_mul(2).max(1 << 20);
     o.set_max_packet_size(incoming, 256 * 1024 * 1024);
     o.set_inflight(config.outbox_batch.clamp(1, u16::MAX as usize) as u16 + 16);
-    if let Some(user) = &config.username {
-        o.set_credentials(user.clone(), config.password.clone().unwrap_or_default());
-    }
-    if let Some(tls) = &config.tls {
-        set_tls(&mut o, tls)?;
-    }
     Ok(o)
-}
-
-#[cfg(feature = "mqtt-tls")]
-fn set_tls(o: &mut MqttOptions, tls: &super::MqttTls) -> Result<()> {
-    let read = |key: &str, p: &std::path::Path| {
-        std::fs::read(p).with_context(|| format!("mqtt.tls.{key}: cannot read {}", p.display()))
-    };
-    let ca = read("ca_file", &tls.ca_file)?;
-    let client_auth = match (&tls.client_cert, &tls.client_key) {
-        (Some(c), Some(k)) => Some((read("client_cert", c)?, read("client_key", k)?)),
-        _ => None,
-    };
-    // One crypto provider (ring) for the process; an error means one was installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    o.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
-        ca,
-        alpn: None,
-        client_auth,
-    }));
-    Ok(())
-}
-
-#[cfg(not(feature = "mqtt-tls"))]
-fn set_tls(_: &mut MqttOptions, _: &super::MqttTls) -> Result<()> {
-    anyhow::bail!("mqtt.tls is set but this build has no TLS: rebuild with `cargo build --features mqtt-tls`")
 }
 
 /// Drives the event loop; one fresh client and event loop per connection attempt.
