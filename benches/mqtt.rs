@@ -15,36 +15,6 @@ use facegate::act::mqtt::{DiscoveryInfo, MemoryOutbox, MqttConfig, MqttService};
 use facegate::decide::policy::Role;
 use serde_json::Value;
 
-/// Refuses every command: the benchmark sends none.
-struct NoCommands;
-
-impl CommandHandler for NoCommands {
-    fn open_door(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn enroll(&mut self, _: &str, _: Option<Role>, _: Vec<Vec<u8>>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn remove(&mut self, _: &str) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn rename(&mut self, _: &str, _: &str) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn list_people(&mut self) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn set_role(&mut self, _: &str, _: Role) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn reload_config(&mut self) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn snapshot(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

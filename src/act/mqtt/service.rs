@@ -37,6 +37,9 @@ pub struct MqttStats {
     pub rejected_commands: u64,
     /// Commands that passed the checks but failed in the handler.
     pub failed_commands: u64,
+    /// Why the last connection attempt failed or the connection was lost, with the fix where
+    /// one is known (e.g. a TLS certificate problem); `None` once connected.
+    pub last_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -48,6 +51,7 @@ struct Counters {
     waiting: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 /// From the network thread to the publisher.
@@ -141,6 +145,7 @@ impl MqttService {
             waiting: c.waiting.load(Ordering::Relaxed),
             rejected_commands: c.rejected.load(Ordering::Relaxed),
             failed_commands: c.failed.load(Ordering::Relaxed),
+            last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
         }
     }
 
@@ -238,7 +243,7 @@ fn network_thread(
                             }
                         }
                         Err(e) => {
-                            let _ = tx.send(Net::Down(e.to_string()));
+                            let _ = tx.send(Net::Down(explain(&e)));
                             break;
                         }
                     },
@@ -252,6 +257,22 @@ fn network_thread(
             delay = (delay * 2).min(max);
         }
     });
+}
+
+/// A connection error as a user can act on it: TLS failures name the settings to check.
+fn explain(e: &rumqttc::ConnectionError) -> String {
+    match e {
+        #[cfg(feature = "mqtt-tls")]
+        rumqttc::ConnectionError::Tls(_) => format!(
+            "{e} (check that mqtt.tls.ca_file holds the CA that signed the broker's certificate, that \
+             mqtt.host is a name or address in that certificate, and mqtt.tls.client_cert/client_key \
+             if the broker requires a client certificate)"
+        ),
+        rumqttc::ConnectionError::ConnectionRefused(code) => {
+            format!("{e} (the broker refused the connection: check mqtt.username/password and client id; {code:?})")
+        }
+        _ => e.to_string(),
+    }
 }
 
 fn command_thread(
@@ -386,6 +407,9 @@ impl Publisher {
                 }
                 self.connected = false;
                 self.counters.connected.store(false, Ordering::Relaxed);
+                if let Ok(mut last) = self.counters.last_error.lock() {
+                    *last = Some(why);
+                }
                 self.client = None;
                 self.fifo.clear();
                 self.inflight.clear();
@@ -423,6 +447,9 @@ impl Publisher {
         log::info!("mqtt: connected; publishing as {}", self.topics.full(""));
         self.connected = true;
         self.counters.connected.store(true, Ordering::Relaxed);
+        if let Ok(mut last) = self.counters.last_error.lock() {
+            *last = None;
+        }
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
         if let Some(client) = &self.client {
             let _ = client.try_subscribe(self.topics.cmd_filter(), QoS::AtLeastOnce);
