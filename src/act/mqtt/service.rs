@@ -259,19 +259,24 @@ fn network_thread(
     });
 }
 
-/// A connection error as a user can act on it: TLS failures name the settings to check.
+/// A connection error as a user can act on it: TLS failures (ours, or an alert from the broker
+/// such as `CertificateRequired`) and refusals name the settings to check.
 fn explain(e: &rumqttc::ConnectionError) -> String {
-    match e {
-        #[cfg(feature = "mqtt-tls")]
-        rumqttc::ConnectionError::Tls(_) => format!(
-            "{e} (check that mqtt.tls.ca_file holds the CA that signed the broker's certificate, that \
-             mqtt.host is a name or address in that certificate, and mqtt.tls.client_cert/client_key \
-             if the broker requires a client certificate)"
-        ),
-        rumqttc::ConnectionError::ConnectionRefused(code) => {
-            format!("{e} (the broker refused the connection: check mqtt.username/password and client id; {code:?})")
-        }
-        _ => e.to_string(),
+    #[cfg(feature = "mqtt-tls")]
+    let tls = matches!(e, rumqttc::ConnectionError::Tls(_));
+    #[cfg(not(feature = "mqtt-tls"))]
+    let tls = false;
+    let text = e.to_string();
+    if tls || text.contains("fatal alert") {
+        format!(
+            "{text} (check that mqtt.tls.ca_file holds the CA that signed the broker's certificate, that \
+             mqtt.host is a name or address in that certificate, and mqtt.tls.client_cert/client_key if \
+             the broker requires a client certificate)"
+        )
+    } else if let rumqttc::ConnectionError::ConnectionRefused(code) = e {
+        format!("{text} (the broker refused the connection: check mqtt.username/password and client id; {code:?})")
+    } else {
+        text
     }
 }
 
