@@ -126,6 +126,7 @@ impl MqttService {
             unacked: 0,
             cursor: i64::MIN,
             cmd_tx,
+            acked: Vec::new(),
         };
         let s = stopping.clone();
         let publisher = std::thread::Builder::new()
@@ -318,6 +319,8 @@ struct Publisher {
     /// Highest seq sent in this session.
     cursor: i64,
     cmd_tx: SyncSender<(String, Vec<u8>, bool)>,
+    /// Seqs acknowledged by the broker, removed from the outbox together by [`Publisher::flush_acks`].
+    acked: Vec<i64>,
 }
 
 impl Publisher {
@@ -337,6 +340,8 @@ impl Publisher {
             while let Ok(m) = net.try_recv() {
                 self.on_net(m);
             }
+            // Before top_up: after a reconnect, acknowledged events must not be read again.
+            self.flush_acks();
             while let Ok(reply) = replies.try_recv() {
                 let topic = self.topics.reply(&reply.request_id);
                 self.send(topic, reply.payload, false, None);
@@ -354,7 +359,27 @@ impl Publisher {
         }
     }
 
+    /// Removes every event acknowledged since the last call from the outbox, in one write: one
+    /// write per PUBACK waited for the decision writer's fsync each time and capped publishing at
+    /// a few hundred events/s while decisions were being recorded.
+    fn flush_acks(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        match self.outbox.ack_all(&self.acked) {
+            Ok(()) => {
+                self.counters.acked.fetch_add(self.acked.len() as u64, Ordering::Relaxed);
+            }
+            // They stay in the outbox and go out again later with the same ids.
+            Err(e) => {
+                log::warn!("mqtt: cannot remove {} acknowledged event(s) from the outbox: {e:#}", self.acked.len())
+            }
+        }
+        self.acked.clear();
+    }
+
     fn goodbye(&mut self) {
+        self.flush_acks();
         if let (Some(client), true) = (&self.client, self.connected) {
             let _ = client.try_publish(self.topics.status(), QoS::AtLeastOnce, true, "offline");
             let _ = client.try_disconnect();
@@ -432,13 +457,7 @@ impl Publisher {
             Net::Event(Event::Incoming(Incoming::PubAck(ack))) => {
                 if let Some(seq) = self.inflight.remove(&ack.pkid) {
                     self.unacked = self.unacked.saturating_sub(1);
-                    match self.outbox.ack(seq) {
-                        Ok(()) => {
-                            self.counters.acked.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // It stays in the outbox and goes out again later with the same id.
-                        Err(e) => log::warn!("mqtt: cannot remove event {seq} from the outbox: {e:#}"),
-                    }
+                    self.acked.push(seq);
                 }
             }
             Net::Event(Event::Incoming(Incoming::Publish(p))) => {
