@@ -109,14 +109,18 @@ fn publish_one(config: &MqttConfig) -> Result<(), String> {
     outcome
 }
 
+/// On the listener `port` picks: the node delivers with `good` settings (CA file, client
+/// certificate or not), and is refused with `bad` ones; returns that refusal.
+fn delivers_then_refused(port: fn(&TlsBroker) -> u16, good: (&str, bool), bad: (&str, bool)) -> String {
+    let tls = TlsBroker::from_env();
+    publish_one(&tls.config(port(&tls), &unique("tls"), good.0, good.1)).expect("the node delivers with good settings");
+    publish_one(&tls.config(port(&tls), &unique("tls"), bad.0, bad.1)).expect_err("the broker must refuse the node")
+}
+
 #[test]
 #[ignore = "needs the TLS broker of .ci/step-mqtt"]
 fn tls_with_the_broker_ca_delivers_and_a_wrong_ca_is_refused_clearly() {
-    let tls = TlsBroker::from_env();
-    publish_one(&tls.config(tls.tls_port, &unique("tls"), "ca.pem", false)).expect("TLS with the right CA");
-
-    let error = publish_one(&tls.config(tls.tls_port, &unique("tls"), "other-ca.pem", false))
-        .expect_err("a broker certificate from another CA must be refused");
+    let error = delivers_then_refused(|t| t.tls_port, ("ca.pem", false), ("other-ca.pem", false));
     assert!(error.contains("UnknownIssuer") || error.contains("invalid peer certificate"), "{error}");
     assert!(error.contains("mqtt.tls.ca_file"), "the error names the setting to fix: {error}");
 }
@@ -124,9 +128,6 @@ fn tls_with_the_broker_ca_delivers_and_a_wrong_ca_is_refused_clearly() {
 #[test]
 #[ignore = "needs the TLS broker of .ci/step-mqtt"]
 fn a_broker_that_requires_a_client_certificate_gets_one() {
-    let tls = TlsBroker::from_env();
-    publish_one(&tls.config(tls.mtls_port, &unique("mtls"), "ca.pem", true)).expect("TLS with a client certificate");
-    let error = publish_one(&tls.config(tls.mtls_port, &unique("mtls"), "ca.pem", false))
-        .expect_err("without a client certificate the broker refuses the node");
+    let error = delivers_then_refused(|t| t.mtls_port, ("ca.pem", true), ("ca.pem", false));
     assert!(error.contains("mqtt.tls.client_cert"), "the error names the setting to fix: {error}");
 }
