@@ -76,6 +76,32 @@ fn kill_9_during_runs_leaves_an_intact_database_with_every_logged_decision() {
 }
 
 #[test]
+fn a_person_limited_to_another_door_is_denied_at_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("doors.db");
+    let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/faces");
+    let ok = |out: std::process::Output| assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(facegate().arg("--db").arg(&db).args(["enroll", "--from", faces]).output().unwrap());
+    ok(facegate().arg("--db").arg(&db).args(["people", "set-doors", "astronaut", "garage"]).output().unwrap());
+    let out = facegate().arg("--db").arg(&db).args(["run", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["pulses"], summary["granted"], "{summary}");
+
+    let store = Store::open(&db).unwrap();
+    let events: Vec<_> = store.events(None, None, 100).unwrap().into_iter().map(|(_, e)| e).collect();
+    let astronaut: Vec<_> = events.iter().filter(|e| e.person_name.as_deref() == Some("astronaut")).collect();
+    assert!(!astronaut.is_empty(), "the astronaut walks up in the clip: {events:?}");
+    for e in &astronaut {
+        assert_eq!((e.kind, e.reason.as_deref()), (EventKind::Denied, Some("door_not_allowed")), "{e:?}");
+    }
+    assert!(
+        events.iter().any(|e| e.person_name.as_deref() == Some("hopper") && e.kind == EventKind::Granted),
+        "hopper may open every door: {events:?}"
+    );
+}
+
+#[test]
 fn every_board_profile_is_a_valid_config() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
     let mut checked = 0;

@@ -253,12 +253,13 @@ impl EventBuilder {
         self.event(format!("person/{}/last_seen", s.person.id), "last_seen", at, body, true)
     }
 
-    /// `snapshot/<camera>/<decision event id>`: the raw JPEG crop of the face (not JSON). Only
-    /// when `mqtt.snapshots` is on; the caller checks that.
-    pub fn snapshot(&self, camera: &str, decision_event_id: &str, jpeg: Vec<u8>) -> OutboxEvent {
+    /// `snapshot/<camera>/<id>`: a raw JPEG (not JSON), either the face crop of the decision
+    /// with event id `id` or the whole frame asked for by the `snapshot` command with request id
+    /// `id`. Only when `mqtt.snapshots` is on; the caller checks that.
+    pub fn snapshot(&self, camera: &str, id: &str, jpeg: Vec<u8>) -> OutboxEvent {
         OutboxEvent {
             event_id: uuid::Uuid::new_v4().to_string(),
-            topic: format!("snapshot/{}/{}", topic_level(camera), topic_level(decision_event_id)),
+            topic: format!("snapshot/{}/{}", topic_level(camera), topic_level(id)),
             payload: jpeg,
             retain: false,
         }

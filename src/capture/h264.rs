@@ -47,6 +47,12 @@ impl H264Decoder {
             None => None,
         })
     }
+
+    /// The pictures still held by the decoder at the end of a stream.
+    pub fn flush(&mut self) -> Result<Vec<RgbImage>> {
+        let pictures = self.decoder.flush_remaining().map_err(|e| anyhow!("H.264 decoder error at the end: {e}"))?;
+        pictures.iter().map(to_rgb).collect()
+    }
 }
 
 /// Converts a decoded picture, writing straight into the frame's buffer.

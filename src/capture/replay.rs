@@ -61,6 +61,9 @@ enum Reader {
         nals: Vec<Range<usize>>,
         next: usize,
         decoder: super::h264::H264Decoder,
+        /// Pictures the decoder still held at the end of the file (it delays output for
+        /// reordering), handed out after the last NAL unit.
+        tail: std::collections::VecDeque<Item>,
     },
 }
 
@@ -139,7 +142,7 @@ impl Reader {
         let nals = openh264::nal_units(&data)
             .map(|n| n.as_ptr() as usize - base..n.as_ptr() as usize - base + n.len())
             .collect();
-        Ok(Reader::H264 { data, nals, next: 0, decoder: H264Decoder::new()? })
+        Ok(Reader::H264 { data, nals, next: 0, decoder: H264Decoder::new()?, tail: Default::default() })
     }
 
     #[cfg(not(feature = "rtsp"))]
@@ -155,8 +158,9 @@ impl Reader {
         match self {
             Reader::Folder { next, .. } | Reader::Mjpeg { next, .. } => *next = 0,
             #[cfg(feature = "rtsp")]
-            Reader::H264 { next, decoder, .. } => {
+            Reader::H264 { next, decoder, tail, .. } => {
                 *next = 0;
+                tail.clear();
                 // Reference frames of the end must not bleed into the start.
                 *decoder = super::h264::H264Decoder::new()?;
             }
@@ -181,7 +185,7 @@ impl Reader {
                 })
             }
             #[cfg(feature = "rtsp")]
-            Reader::H264 { data, nals, next, decoder } => {
+            Reader::H264 { data, nals, next, decoder, tail } => {
                 // Feed NAL units until one completes a picture; parameter sets produce none.
                 while let Some(range) = nals.get(*next) {
                     *next += 1;
@@ -191,7 +195,15 @@ impl Reader {
                         Err(e) => return Some(Err(format!("{e:#}"))),
                     }
                 }
-                None
+                if *next == nals.len() {
+                    // Past the last NAL unit once: collect what the decoder still holds.
+                    *next += 1;
+                    match decoder.flush() {
+                        Ok(pictures) => tail.extend(pictures.into_iter().map(Ok)),
+                        Err(e) => tail.push_back(Err(format!("{e:#}"))),
+                    }
+                }
+                tail.pop_front()
             }
         }
     }
@@ -402,7 +414,7 @@ mod tests {
         std::fs::write(&path, &stream).unwrap();
         let (hub, _cams) = start(camera(&path, 100.0, false), Arc::new(MonotonicClock::default()));
         let frames = drain(&hub);
-        assert!(frames.len() >= 4, "{} frames; stats {:?}", frames.len(), hub.stats());
+        assert_eq!(frames.len(), 5, "every frame, the decoder's last ones too; stats {:?}", hub.stats());
         assert!(frames.iter().all(|f| f.image.dimensions() == (64, 48)));
         let red: Vec<u8> = frames.iter().map(|f| f.image.get_pixel(2, 2).0[0]).collect();
         assert!(red[0] < 80 && red[1] > 90, "frames follow the clip's shades: {red:?}");

@@ -13,6 +13,7 @@ mod run;
 pub mod store;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -35,7 +36,7 @@ pub struct Cli {
 }
 
 /// Options every command understands. They override the config file.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Config file (TOML). Without it, built-in defaults are used.
     #[arg(long, global = true, value_name = "FILE")]
@@ -163,7 +164,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         _ => cli.global.config()?,
     };
     match cli.command {
-        Command::Run(args) => run::run(&config, args),
+        Command::Run(args) => {
+            // A reload re-reads the same file with the same command-line overrides.
+            let global = cli.global.clone();
+            let reload: crate::service::ConfigSource = Arc::new(move || global.config_or(Some(&demo)));
+            run::run(&config, args, reload)
+        }
         Command::Doctor(args) => doctor::run(&config, args),
         Command::Detect(args) => detect::run(&config, args),
         Command::Verify(args) => people::verify(&config, args),

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::Config;
-use crate::service::{RunOptions, RunSummary, run as run_service};
+use crate::service::{ConfigSource, RunOptions, RunSummary, run as run_service};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -21,13 +21,13 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-pub fn run(config: &Config, args: RunArgs) -> Result<i32> {
+pub fn run(config: &Config, args: RunArgs, reload: ConfigSource) -> Result<i32> {
     let duration = match args.duration {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
         Some(s) => anyhow::bail!("--duration must be a positive number of seconds (got {s})"),
         None => None,
     };
-    let summary = run_service(config, RunOptions { duration })?;
+    let summary = run_service(config, RunOptions { duration, reload: Some(reload) })?;
     if args.json {
         println!("{}", summary_json(&summary));
     } else {
@@ -50,7 +50,7 @@ fn summary_json(s: &RunSummary) -> serde_json::Value {
     serde_json::json!({
         "seconds": s.seconds, "cameras": cameras, "frames_processed": s.frames, "faces": s.faces,
         "embeddings": s.embeddings, "granted": s.granted, "denied": s.denied, "unknown": s.unknown,
-        "alerts": s.alerts, "pulses": s.pulses,
+        "alerts": s.alerts, "pulses": s.pulses, "config_reloads": s.reloads,
         "inference_ms": { "count": s.inference_ms.count, "p50": s.inference_ms.p50, "p95": s.inference_ms.p95 },
         "latency_ms": { "count": s.latency_ms.count, "p50": s.latency_ms.p50, "p95": s.latency_ms.p95, "max": s.latency_ms.max },
     })
@@ -72,6 +72,9 @@ fn print_summary(s: &RunSummary) {
         "  decisions: {} granted, {} denied, {} unknown, {} alerts; {} door pulses",
         s.granted, s.denied, s.unknown, s.alerts, s.pulses
     );
+    if s.reloads > 0 {
+        println!("  config reloaded {} time(s); timings below are from the last config", s.reloads);
+    }
     if s.latency_ms.count > 0 {
         println!(
             "  latency from the deciding frame's capture to the relay: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms ({} pulses)",

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use crate::act::store::{AccessEvent, EventKind, NewTemplate, Store};
 use crate::act::{Outbox, OutboxEvent};
 use crate::config::Config;
-use crate::decide::policy::{Role, Schedule};
+use crate::decide::policy::{Doors, Role, Schedule};
 use crate::gallery::TemplateModel;
 
 #[derive(Debug, Args)]
@@ -47,6 +47,8 @@ pub enum PeopleCommand {
     SetRole { who: String, role: Role },
     /// Sets a person's weekly schedule, e.g. "mon-fri 07:00-19:00" or "always".
     SetSchedule { who: String, schedule: Schedule },
+    /// Sets the doors a person may open: "all" (the default) or names, e.g. "front,garage".
+    SetDoors { who: String, doors: Doors },
 }
 
 pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
@@ -59,14 +61,15 @@ pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
             } else if people.is_empty() {
                 println!("nobody is enrolled in {}", store.path().display());
             } else {
-                println!("{:>5}  {:<24} {:<10} {:>9}  schedule", "id", "name", "role", "templates");
+                println!("{:>5}  {:<24} {:<10} {:>9}  {:<16} schedule", "id", "name", "role", "templates", "doors");
                 for p in people {
                     println!(
-                        "{:>5}  {:<24} {:<10} {:>9}  {}",
+                        "{:>5}  {:<24} {:<10} {:>9}  {:<16} {}",
                         format!("#{}", p.id),
                         p.name,
                         p.role.as_str(),
                         p.templates,
+                        p.doors.to_string(),
                         p.schedule
                     );
                 }
@@ -93,6 +96,15 @@ pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
         PeopleCommand::SetSchedule { who, schedule } => {
             store.set_schedule(&who, &schedule)?;
             println!("{who} may pass: {schedule}");
+        }
+        PeopleCommand::SetDoors { who, doors } => {
+            if let Doors::Only(names) = &doors {
+                for name in names.iter().filter(|n| !config.doors.iter().any(|d| &d.name == *n)) {
+                    log::warn!("no [[door]] named `{name}` in this config (a typo, or a door of another node?)");
+                }
+            }
+            store.set_doors(&who, &doors)?;
+            println!("{who} may open: {doors}");
         }
     }
     Ok(0)

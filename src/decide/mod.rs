@@ -139,6 +139,11 @@ impl Decider {
         self.voter.suppressed()
     }
 
+    /// Faces being followed right now on one camera.
+    pub fn active_tracks_on(&self, camera: &str) -> usize {
+        self.trackers.get(camera).map_or(0, Tracker::active)
+    }
+
     /// Faces being followed right now, over all cameras.
     pub fn active_tracks(&self) -> usize {
         self.trackers.values().map(Tracker::active).sum()

@@ -1,8 +1,8 @@
-//! Who may pass: a person's role and their weekly time windows, and the rule ([`evaluate`]) that
-//! turns both into an access decision at the site's local time.
+//! Who may pass: a person's role, their weekly time windows and the doors they may open, and the
+//! rule ([`evaluate_at_door`]) that turns them into an access decision at the site's local time.
 //!
-//! Roles and schedules are stored as text in the database (`employee`, `mon-fri 07:00-19:00`),
-//! so both parse from and print to the same form.
+//! Roles, schedules and door lists are stored as text in the database (`employee`,
+//! `mon-fri 07:00-19:00`, `front,garage`), so each parses from and prints to the same form.
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,6 +111,53 @@ pub enum DenyReason {
     OutsideSchedule,
     /// The face matched nobody in the gallery (set by the decision loop, never by [`evaluate`]).
     UnknownFace,
+    /// A known person at a door that is not on their list.
+    DoorNotAllowed,
+}
+
+/// The doors a person may open: every door (the default), or only the named ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Doors {
+    #[default]
+    All,
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Doors {
+    /// Whether `door` is on the list (a camera without a door opens nothing, so any person is
+    /// "allowed" there: the decision is recorded, no relay moves).
+    pub fn allows(&self, door: Option<&str>) -> bool {
+        match (self, door) {
+            (Doors::All, _) | (_, None) => true,
+            (Doors::Only(names), Some(door)) => names.contains(door),
+        }
+    }
+}
+
+impl FromStr for Doors {
+    type Err = anyhow::Error;
+
+    /// `all`, or door names separated by commas (`front,garage`).
+    fn from_str(s: &str) -> Result<Doors> {
+        if s.trim().eq_ignore_ascii_case("all") {
+            return Ok(Doors::All);
+        }
+        let names: std::collections::BTreeSet<String> =
+            s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+        if names.is_empty() {
+            bail!("no door named: write `all` or door names separated by commas, e.g. `front,garage`");
+        }
+        Ok(Doors::Only(names))
+    }
+}
+
+impl fmt::Display for Doors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Doors::All => f.write_str("all"),
+            Doors::Only(names) => f.write_str(&names.iter().map(String::as_str).collect::<Vec<_>>().join(",")),
+        }
+    }
 }
 
 impl Access {
@@ -129,6 +176,15 @@ pub fn evaluate(role: Role, schedule: &Schedule, local: DateTime) -> Access {
         Role::Watchlist => Access::Alert,
         Role::Employee | Role::Visitor if schedule.allows_at(local) => Access::Granted,
         Role::Employee | Role::Visitor => Access::Denied { reason: DenyReason::OutsideSchedule },
+    }
+}
+
+/// [`evaluate`] at a door (`None`: a watch-only camera): a person whose door list does not name
+/// it is denied there, whatever their schedule; a watchlist match is an alert at any door.
+pub fn evaluate_at_door(role: Role, schedule: &Schedule, doors: &Doors, door: Option<&str>, local: DateTime) -> Access {
+    match evaluate(role, schedule, local) {
+        Access::Granted if !doors.allows(door) => Access::Denied { reason: DenyReason::DoorNotAllowed },
+        access => access,
     }
 }
 
@@ -218,6 +274,30 @@ impl FromStr for Schedule {
     }
 }
 
+/// The days of a window as people write them: runs of three or more days as a range
+/// (`mon-fri`), others joined with `+` (`mon+wed`, `sat+sun`).
+fn days_text(mask: u8) -> String {
+    let mut parts = Vec::new();
+    let mut d = 0;
+    while d < 7 {
+        if mask & (1 << d) == 0 {
+            d += 1;
+            continue;
+        }
+        let start = d;
+        while d + 1 < 7 && mask & (1 << (d + 1)) != 0 {
+            d += 1;
+        }
+        match d - start {
+            0 => parts.push(DAYS[start].to_string()),
+            1 => parts.extend([DAYS[start].to_string(), DAYS[d].to_string()]),
+            _ => parts.push(format!("{}-{}", DAYS[start], DAYS[d])),
+        }
+        d += 1;
+    }
+    parts.join("+")
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.windows.is_empty() {
@@ -227,11 +307,10 @@ impl fmt::Display for Schedule {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            let days: Vec<&str> = (0..7).filter(|d| w.days & (1 << d) != 0).map(|d| DAYS[d]).collect();
             write!(
                 f,
                 "{} {:02}:{:02}-{:02}:{:02}",
-                days.join("+"),
+                days_text(w.days),
                 w.start_min / 60,
                 w.start_min % 60,
                 w.end_min / 60,
@@ -262,12 +341,37 @@ mod tests {
         assert!(!s.allows(0, 19 * 60), "end is exclusive");
         assert!(s.allows(5, 9 * 60));
         assert!(!s.allows(6, 9 * 60), "no Sunday window");
+        assert_eq!(s.to_string(), "mon-fri 07:00-19:00, sat 08:00-12:00", "printed as it is written");
         let again: Schedule = s.to_string().parse().unwrap();
         assert_eq!(again, s);
+        let odd: Schedule = "mon+tue+wed+fri+sat 08:00-09:00, sun 10:00-11:00".parse().unwrap();
+        assert_eq!(odd.to_string(), "mon-wed+fri+sat 08:00-09:00, sun 10:00-11:00");
+        assert_eq!(odd.to_string().parse::<Schedule>().unwrap(), odd);
         assert!(Schedule::default().allows(6, 3 * 60), "empty schedule = always");
         assert_eq!("always".parse::<Schedule>().unwrap(), Schedule::default());
         let mixed: Schedule = "mon+wed 09:00-24:00".parse().unwrap();
         assert!(mixed.allows(2, 23 * 60 + 59) && !mixed.allows(1, 10 * 60));
+    }
+
+    #[test]
+    fn door_lists_parse_round_trip_and_restrict_only_their_doors() {
+        let only: Doors = " garage , front ".parse().unwrap();
+        assert_eq!(only.to_string(), "front,garage");
+        assert_eq!(only.to_string().parse::<Doors>().unwrap(), only);
+        assert_eq!("ALL".parse::<Doors>().unwrap(), Doors::All);
+        assert!(" , ".parse::<Doors>().unwrap_err().to_string().contains("front,garage"));
+        let noon = at("2026-11-23T12:00");
+        let always = Schedule::default();
+        let employee = |door| evaluate_at_door(Role::Employee, &always, &only, door, noon);
+        assert_eq!(employee(Some("front")), Access::Granted);
+        assert_eq!(employee(Some("lab")), Access::Denied { reason: DenyReason::DoorNotAllowed });
+        assert_eq!(employee(None), Access::Granted, "a watch-only camera records, opens nothing");
+        assert_eq!(evaluate_at_door(Role::Employee, &always, &Doors::All, Some("lab"), noon), Access::Granted);
+        let office: Schedule = "mon-fri 07:00-19:00".parse().unwrap();
+        let late = evaluate_at_door(Role::Employee, &office, &only, Some("front"), at("2026-11-23T20:00"));
+        assert_eq!(late, Access::Denied { reason: DenyReason::OutsideSchedule });
+        let watch = evaluate_at_door(Role::Watchlist, &always, &only, Some("lab"), noon);
+        assert_eq!(watch, Access::Alert, "a watchlist match alerts at every door");
     }
 
     fn at(text: &str) -> DateTime {

@@ -11,14 +11,14 @@ use anyhow::Result;
 
 use super::Heartbeat;
 use super::stats::ServiceStats;
-use super::vision_stage::CameraDecision;
-use crate::act::OutboxEvent;
+use super::vision_stage::{CameraDecision, VisionOutput};
 use crate::act::door::{Door, DoorEvent, DoorEventKind};
 use crate::act::events::{self, DecisionInfo, DecisionKind, DoorKind, EventBuilder, LastSeen, PersonRef};
 use crate::act::store::{AccessEvent, EventKind, Store};
+use crate::act::{Outbox, OutboxEvent};
 use crate::capture::{CameraConfig, CameraState, FrameHub};
 use crate::decide::clock::Clock;
-use crate::decide::policy::{Access, DenyReason, evaluate};
+use crate::decide::policy::{Access, DenyReason, evaluate_at_door};
 use crate::decide::voter::Outcome;
 
 /// Everything the stage owns; runs until its input channel closes.
@@ -48,23 +48,37 @@ pub struct Verdict {
 
 impl ActStage {
     /// Runs until the vision stage hangs up, then drains what is left.
-    pub fn run(mut self, input: Receiver<CameraDecision>) -> Result<()> {
+    pub fn run(mut self, input: Receiver<VisionOutput>) -> Result<()> {
         let mut camera_states: Vec<Option<bool>> = vec![None; self.cameras.len()];
         let started = std::time::Instant::now();
         let mut last_heartbeat = std::time::Instant::now();
         loop {
             self.heartbeat.beat();
             let hung_up = match input.recv_timeout(Duration::from_millis(200)) {
-                Ok(decision) => {
+                Ok(VisionOutput::Decision(decision)) => {
                     self.handle(decision);
+                    false
+                }
+                Ok(VisionOutput::Presence { camera, faces }) => {
+                    self.publish_presence(camera, faces);
+                    false
+                }
+                Ok(VisionOutput::Snapshot { camera, request_id, jpeg }) => {
+                    if let Some(c) = self.cameras.get(camera) {
+                        log::info!("snapshot {request_id} of camera {} ({} bytes) queued", c.name, jpeg.len());
+                        let event = self.events.snapshot(&c.name, &request_id, jpeg);
+                        self.enqueue(&[event]);
+                    }
                     false
                 }
                 Err(RecvTimeoutError::Timeout) => false,
                 Err(RecvTimeoutError::Disconnected) => true,
             };
             self.publish_door_events();
-            self.publish_camera_changes(&mut camera_states);
-            if !self.heartbeat_every.is_zero() && last_heartbeat.elapsed() >= self.heartbeat_every {
+            let beat_due = !self.heartbeat_every.is_zero() && last_heartbeat.elapsed() >= self.heartbeat_every;
+            // Every heartbeat also refreshes each camera's state and frame rate.
+            self.publish_camera_states(&mut camera_states, beat_due);
+            if beat_due {
                 last_heartbeat = std::time::Instant::now();
                 self.publish_heartbeat(started.elapsed());
             }
@@ -108,12 +122,22 @@ impl ActStage {
         }
     }
 
-    fn publish_camera_changes(&mut self, last: &mut [Option<bool>]) {
+    fn publish_presence(&mut self, camera: usize, faces: u32) {
+        let Some(c) = self.cameras.get(camera) else { return };
+        log::debug!("camera {}: {faces} face(s) present", c.name);
+        let event = self.events.face_presence(&c.name, faces, jiff::Timestamp::now());
+        self.enqueue(&[event]);
+    }
+
+    /// Publishes a camera's state when it went online or offline, and every camera's state
+    /// (with its frame rate) when `all` is set.
+    fn publish_camera_states(&mut self, last: &mut [Option<bool>], all: bool) {
         let mut out = Vec::new();
         for (i, stats) in self.hub.stats().into_iter().enumerate() {
             let online = matches!(stats.state, CameraState::Streaming);
             let (Some(camera), Some(previous)) = (self.cameras.get(i), last.get_mut(i)) else { continue };
-            if *previous == Some(online) || matches!(stats.state, CameraState::Connecting) {
+            let changed = *previous != Some(online);
+            if !(changed || all) || matches!(stats.state, CameraState::Connecting) {
                 continue;
             }
             *previous = Some(online);
@@ -122,7 +146,7 @@ impl ActStage {
                 CameraState::Ended => Some("end of replay".to_string()),
                 _ => None,
             };
-            if !online {
+            if !online && changed {
                 log::warn!("camera {}: offline ({})", camera.name, reason.as_deref().unwrap_or("?"));
             }
             let state = events::CameraState {
@@ -153,6 +177,13 @@ impl ActStage {
             ("store_errors", &s.store_errors),
         ] {
             counters.insert(name.to_string(), ServiceStats::get(value));
+        }
+        match (self.store.waiting(), self.store.outbox_dropped()) {
+            (Ok(waiting), Ok(dropped)) => {
+                counters.insert("outbox_waiting".into(), waiting);
+                counters.insert("outbox_dropped".into(), dropped);
+            }
+            (Err(e), _) | (_, Err(e)) => log::warn!("act: cannot read the outbox counters: {e:#}"),
         }
         let beat = events::Heartbeat { uptime_s: uptime.as_secs(), counters };
         let event = self.events.heartbeat(&beat, jiff::Timestamp::now());
@@ -187,7 +218,12 @@ impl ActStage {
             bbox: [b.x1, b.y1, b.width(), b.height()],
             latency_ms: self.clock.now().saturating_sub(input.decision.at).as_secs_f64() * 1e3,
         };
-        let mut out = vec![self.events.decision(&info, e.at)];
+        let decision = self.events.decision(&info, e.at);
+        let mut out = Vec::new();
+        if let Some(jpeg) = &input.snapshot {
+            out.push(self.events.snapshot(&camera.name, &decision.event_id, jpeg.clone()));
+        }
+        out.push(decision);
         if let (Some(person), Some(similarity)) = (person, e.similarity) {
             let seen = LastSeen { person, camera: camera.name.clone(), location: camera.location.clone(), similarity };
             out.push(self.events.last_seen(&seen, e.at));
@@ -234,7 +270,7 @@ impl ActStage {
         event.person_id = Some(record.id);
         let local = at.to_zoned(self.tz.clone()).datetime();
         let mut open = None;
-        match evaluate(record.role, &record.schedule, local) {
+        match evaluate_at_door(record.role, &record.schedule, &record.doors, camera.door.as_deref(), local) {
             Access::Granted => {
                 event.kind = EventKind::Granted;
                 open = camera.door.clone();
@@ -324,5 +360,6 @@ fn deny_reason(reason: DenyReason) -> &'static str {
     match reason {
         DenyReason::OutsideSchedule => "outside_schedule",
         DenyReason::UnknownFace => "unknown_face",
+        DenyReason::DoorNotAllowed => "door_not_allowed",
     }
 }

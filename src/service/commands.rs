@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use super::vision_stage::SnapshotRequests;
+use super::{ConfigSource, Control};
 use crate::act::door::Door;
 use crate::act::mqtt::CommandHandler;
 use crate::act::store::{NewTemplate, Store};
@@ -20,14 +22,38 @@ pub struct ServiceCommands {
     pub config: Config,
     pub store: Store,
     pub doors: HashMap<String, Arc<Door>>,
+    pub reload: Reload,
+    pub snapshot_requests: Arc<SnapshotRequests>,
     /// Loaded on the first `enroll` only: most nodes never enroll over MQTT.
     engine: Option<Engine>,
 }
 
+/// How `reload_config` checks the new config and asks the service to restart on it.
+pub struct Reload {
+    pub source: Option<ConfigSource>,
+    pub control: Control,
+}
+
 impl ServiceCommands {
-    pub fn new(config: Config, store: Store, doors: HashMap<String, Arc<Door>>) -> ServiceCommands {
-        ServiceCommands { config, store, doors, engine: None }
+    pub fn new(
+        config: Config,
+        store: Store,
+        doors: HashMap<String, Arc<Door>>,
+        reload: Reload,
+        snapshot_requests: Arc<SnapshotRequests>,
+    ) -> ServiceCommands {
+        ServiceCommands { config, store, doors, reload, snapshot_requests, engine: None }
     }
+}
+
+/// The top-level config sections that differ between two configs (what a reload changes).
+fn changed_sections(old: &Config, new: &Config) -> Result<Vec<String>> {
+    let (old, new) = (serde_json::to_value(old)?, serde_json::to_value(new)?);
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return Ok(Vec::new()) };
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys.into_iter().filter(|k| old.get(*k) != new.get(*k)).cloned().collect())
 }
 
 impl CommandHandler for ServiceCommands {
@@ -88,11 +114,42 @@ impl CommandHandler for ServiceCommands {
         Ok(json!({ "person": who, "role": role.as_str() }))
     }
 
+    /// Checks the new config first, so a broken file is answered with its error while the node
+    /// keeps running; a valid one restarts the pipeline on it (this reply goes out first).
     fn reload_config(&mut self) -> Result<Value> {
-        bail!("reloading the config in place is not supported yet: restart the service (systemctl restart facegate)")
+        let source = self.reload.source.as_ref().context(
+            "this node was started without a config file, so there is nothing to re-read: start it with --config",
+        )?;
+        let new = source().context("the new config is invalid; nothing changed")?;
+        let changed = changed_sections(&self.config, &new)?;
+        self.reload.control.request_reload();
+        log::info!("reload_config: restarting on the new config (changed: {})", changed.join(", "));
+        Ok(json!({ "reloading": true, "changed": changed }))
     }
 
-    fn snapshot(&mut self, _camera: Option<&str>) -> Result<Value> {
-        bail!("snapshots are not available on this node yet")
+    /// Asks the vision stage for the next frame of a camera (every camera without `camera`); each
+    /// JPEG is published (through the outbox) on `snapshot/<camera>/<id>`, which the reply names.
+    fn snapshot(&mut self, camera: Option<&str>) -> Result<Value> {
+        if !self.config.mqtt.snapshots {
+            bail!("snapshots are off on this node (privacy); set mqtt.snapshots = true in the config to allow them");
+        }
+        let cameras = &self.config.cameras;
+        let wanted: Vec<usize> = match camera {
+            Some(name) => vec![cameras.iter().position(|c| c.name == name).with_context(|| {
+                let names: Vec<&str> = cameras.iter().map(|c| c.name.as_str()).collect();
+                format!("no camera named `{name}` (cameras: {})", names.join(", "))
+            })?],
+            None => (0..cameras.len()).collect(),
+        };
+        let topics = crate::act::mqtt::Topics::new(&self.config.mqtt.prefix, &self.config.mqtt.node());
+        let mut snapshots = Vec::new();
+        for index in wanted {
+            let id = uuid::Uuid::new_v4().to_string();
+            self.snapshot_requests.request(index, &id);
+            let name = &cameras[index].name;
+            let topic = topics.full(&format!("snapshot/{}/{id}", crate::act::events::topic_level(name)));
+            snapshots.push(json!({ "camera": name, "snapshot_id": id, "topic": topic }));
+        }
+        Ok(json!({ "snapshots": snapshots }))
     }
 }

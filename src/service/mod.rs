@@ -61,15 +61,21 @@ impl Heartbeat {
     }
 }
 
+/// Re-reads the site configuration (the config file with the command line's overrides).
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config> + Send + Sync>;
+
 /// Options of one run that are not site configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Stop after this long (benchmarks, tests).
     pub duration: Option<Duration>,
+    /// Where SIGHUP and the `reload_config` command read the new config from; without it the
+    /// node cannot reload and says so.
+    pub reload: Option<ConfigSource>,
 }
 
-/// What a run did, printed at the end.
-#[derive(Debug, Clone)]
+/// What a run did, printed at the end (added up over config reloads).
+#[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     pub seconds: f64,
     pub cameras: Vec<(String, crate::capture::CameraStats)>,
@@ -81,7 +87,7 @@ pub struct RunSummary {
     pub unknown: u64,
     pub alerts: u64,
     pub pulses: u64,
-    pub suppressed_by_cooldown: u64,
+    pub reloads: u64,
     pub inference_ms: Percentiles,
     pub latency_ms: Percentiles,
 }
@@ -89,20 +95,135 @@ pub struct RunSummary {
 /// A stage is considered stalled after this long without progress.
 const STALL: Duration = Duration::from_secs(10);
 
+/// Time the MQTT reply to `reload_config` gets to leave before the pipeline restarts.
+const RELOAD_GRACE: Duration = Duration::from_millis(500);
+
+/// Flags set from outside the pipeline: signal handlers and MQTT commands.
+#[derive(Clone, Default)]
+pub struct Control {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Asks the running pipeline to re-read its config and restart with it.
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Why one pipeline run ended (an `Err` from [`run_pipeline`] means it never started).
+enum Ended {
+    Stopped,
+    Reload(Box<Config>),
+    /// A stage failed while running: the process exits with this error (systemd restarts it).
+    Failed(anyhow::Error),
+}
+
 /// Runs the appliance until SIGTERM/SIGINT, the end of every camera (when configured) or
-/// `options.duration`.
+/// `options.duration`. SIGHUP (`systemctl reload facegate`) and the `reload_config` command
+/// re-read the config and restart the pipeline with it; an invalid new config is refused and
+/// the node keeps running on the old one.
 pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
+    let control = Control::default();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&control.stop)).context("cannot install the signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&control.reload))
+        .context("cannot install the SIGHUP handler")?;
+    crate::act::door::install_panic_release();
+    let systemd = Systemd::from_env();
+    let started = Instant::now();
+    let mut config = config.clone();
+    let mut total = RunSummary::default();
+    // The config in force before the last reload: where to go back if the new one cannot start
+    // (a door whose GPIO chip is missing, say). A failure later on ends the process as usual.
+    let mut previous: Option<Config> = None;
+    loop {
+        let remaining = options.duration.map(|d| d.saturating_sub(started.elapsed()));
+        let (summary, ended) = match run_pipeline(&config, remaining, &options, &control, &systemd) {
+            Ok(result) => result,
+            Err(e) => match previous.take() {
+                Some(old) => {
+                    log::error!("the reloaded config could not start, going back to the previous one: {e:#}");
+                    total.reloads -= 1;
+                    config = old;
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
+        total.add(summary);
+        match ended {
+            Ended::Stopped => {
+                total.seconds = started.elapsed().as_secs_f64();
+                return Ok(total);
+            }
+            Ended::Failed(e) => return Err(e),
+            Ended::Reload(new) => {
+                total.reloads += 1;
+                previous = Some(std::mem::replace(&mut config, *new));
+                log::info!("config reloaded; restarting the pipeline");
+            }
+        }
+    }
+}
+
+impl RunSummary {
+    /// Adds a later pipeline run (after a reload) to this one.
+    fn add(&mut self, later: RunSummary) {
+        self.cameras = later.cameras;
+        for (sum, n) in [
+            (&mut self.frames, later.frames),
+            (&mut self.faces, later.faces),
+            (&mut self.embeddings, later.embeddings),
+            (&mut self.granted, later.granted),
+            (&mut self.denied, later.denied),
+            (&mut self.unknown, later.unknown),
+            (&mut self.alerts, later.alerts),
+            (&mut self.pulses, later.pulses),
+        ] {
+            *sum += n;
+        }
+        // Percentiles cannot be merged; the latest run's are the ones that describe the config
+        // in force.
+        if later.inference_ms.count > 0 {
+            self.inference_ms = later.inference_ms;
+        }
+        if later.latency_ms.count > 0 {
+            self.latency_ms = later.latency_ms;
+        }
+    }
+}
+
+/// Reads the new config for a reload; `None` (logged) when it is missing or invalid.
+fn reloaded_config(options: &RunOptions) -> Option<Config> {
+    let Some(source) = &options.reload else {
+        log::error!("reload asked for, but this node was started without a config file to re-read; ignored");
+        return None;
+    };
+    match source() {
+        Ok(config) => Some(config),
+        Err(e) => {
+            log::error!("reload refused, the node keeps its current config: {e:#}");
+            None
+        }
+    }
+}
+
+/// One start-to-stop of the pipeline on one config.
+fn run_pipeline(
+    config: &Config,
+    duration: Option<Duration>,
+    options: &RunOptions,
+    control: &Control,
+    systemd: &Systemd,
+) -> Result<(RunSummary, Ended)> {
     config.validate()?;
     if config.cameras.is_empty() {
         bail!("no camera configured: add a [[camera]] section to the config (see board/*.toml for examples)");
     }
-    let systemd = Systemd::from_env();
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install the signal handler")?;
-    }
-    crate::act::door::install_panic_release();
     let tz = config.service.time_zone()?;
 
     let mut engine = Engine::open(config)?;
@@ -133,6 +254,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let vision_beat = Heartbeat::new(Arc::clone(&clock));
     let act_beat = Heartbeat::new(Arc::clone(&clock));
 
+    let snapshot_requests = Arc::new(vision_stage::SnapshotRequests::default());
     let vision = VisionStage {
         engine,
         store: Store::open_config(&config.store)?,
@@ -144,6 +266,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         stats: Arc::clone(&stats),
         heartbeat: vision_beat.clone(),
         refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
+        snapshots: config.mqtt.snapshots,
+        snapshot_requests: Arc::clone(&snapshot_requests),
     };
     let node = config.mqtt.node();
     let door_events = doors.values().map(|d| d.events()).collect();
@@ -155,7 +279,13 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
             doors: config.doors.iter().map(|d| d.name.clone()).collect(),
             cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
         };
-        let handler = commands::ServiceCommands::new(config.clone(), Store::open_config(&config.store)?, doors.clone());
+        let handler = commands::ServiceCommands::new(
+            config.clone(),
+            Store::open_config(&config.store)?,
+            doors.clone(),
+            commands::Reload { source: options.reload.clone(), control: control.clone() },
+            Arc::clone(&snapshot_requests),
+        );
         let outbox = Box::new(Store::open_config(&config.store)?);
         Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, Box::new(handler), info)?)
     } else {
@@ -190,13 +320,23 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let mut last_status = Instant::now();
     let mut last_watchdog = Instant::now();
     let mut failure = None;
+    let mut ended = Ended::Stopped;
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        if stop.load(Ordering::SeqCst) {
+        if control.stop.load(Ordering::SeqCst) {
             log::info!("stopping (signal received)");
             break;
         }
-        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+        if control.reload.swap(false, Ordering::SeqCst) {
+            log::info!("reloading the config");
+            if let Some(new) = reloaded_config(options) {
+                systemd.reloading();
+                std::thread::sleep(RELOAD_GRACE);
+                ended = Ended::Reload(Box::new(new));
+                break;
+            }
+        }
+        if duration.is_some_and(|d| started.elapsed() >= d) {
             log::info!("stopping (run duration reached)");
             break;
         }
@@ -233,7 +373,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
             systemd.status(&line);
         }
     }
-    systemd.stopping();
+    if matches!(ended, Ended::Stopped) {
+        systemd.stopping();
+    }
     let camera_stats = hub.stats();
     cameras.stop();
     vision_stop.store(true, Ordering::SeqCst);
@@ -243,13 +385,15 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     if let Some(mqtt) = mqtt {
         mqtt.stop();
     }
-    vision_result?;
-    act_result?;
-    if let Some(failure) = failure {
-        bail!("{failure}; see the log above");
+    let failure = match (vision_result, act_result, failure) {
+        (Err(e), _, _) | (_, Err(e), _) => Some(e),
+        (_, _, Some(failure)) => Some(anyhow::anyhow!("{failure}; see the log above")),
+        _ => None,
+    };
+    if let Some(e) = failure {
+        ended = Ended::Failed(e);
     }
-    let suppressed_by_cooldown = 0;
-    Ok(RunSummary {
+    let summary = RunSummary {
         seconds: started.elapsed().as_secs_f64(),
         cameras: names.into_iter().zip(camera_stats).collect(),
         frames: ServiceStats::get(&stats.frames),
@@ -260,10 +404,11 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         unknown: ServiceStats::get(&stats.unknown),
         alerts: ServiceStats::get(&stats.alerts),
         pulses: ServiceStats::get(&stats.pulses),
-        suppressed_by_cooldown,
+        reloads: 0,
         inference_ms: stats.inference(),
         latency_ms: stats.latency(),
-    })
+    };
+    Ok((summary, ended))
 }
 
 fn spawn(name: &str, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<JoinHandle<Result<()>>> {

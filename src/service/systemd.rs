@@ -45,6 +45,11 @@ impl Systemd {
         self.send(&[NotifyState::Watchdog]);
     }
 
+    /// Between this and the next `ready`, systemd shows the unit as reloading.
+    pub fn reloading(&self) {
+        self.send(&[NotifyState::Reloading, NotifyState::Status("reloading the config")]);
+    }
+
     pub fn stopping(&self) {
         self.send(&[NotifyState::Stopping]);
     }

@@ -2,11 +2,13 @@
 //! need it -> identify -> vote. Decisions go on to the act stage over a bounded channel.
 //!
 //! It owns the ONNX Runtime sessions and the in-memory gallery, which it reloads when the store
-//! says people changed (enrolled from the CLI or over MQTT while the service runs).
+//! says people changed (enrolled from the CLI or over MQTT while the service runs). It also says
+//! when faces appear and leave each camera, and, only where `mqtt.snapshots` is on, cuts the JPEG
+//! snapshots (a face crop per decision, a whole frame on request).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -27,6 +29,84 @@ use crate::vision::bbox::BBox;
 pub struct CameraDecision {
     pub camera: usize,
     pub decision: Decision,
+    /// JPEG crop of the face, only when snapshots are enabled.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// What the vision stage hands to the act stage, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum VisionOutput {
+    Decision(CameraDecision),
+    /// The number of faces followed on a camera changed (0 = nobody in front of it any more).
+    Presence {
+        camera: usize,
+        faces: u32,
+    },
+    /// A whole frame asked for with the `snapshot` command.
+    Snapshot {
+        camera: usize,
+        request_id: String,
+        jpeg: Vec<u8>,
+    },
+}
+
+/// Snapshot requests waiting for the next frame of their camera. Shared with the MQTT command
+/// handler, which adds to it; the vision stage serves and removes them.
+#[derive(Debug, Default)]
+pub struct SnapshotRequests(Mutex<Vec<SnapshotRequest>>);
+
+#[derive(Debug, Clone)]
+struct SnapshotRequest {
+    camera: usize,
+    id: String,
+    asked: Instant,
+}
+
+/// A request not served by then (camera offline) is dropped with a warning.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(10);
+
+impl SnapshotRequests {
+    pub fn request(&self, camera: usize, id: &str) {
+        if let Ok(mut pending) = self.0.lock() {
+            pending.push(SnapshotRequest { camera, id: id.to_string(), asked: Instant::now() });
+        }
+    }
+
+    /// Takes the requests for `camera`, dropping those that waited too long.
+    fn take_for(&self, camera: usize) -> Vec<String> {
+        let Ok(mut pending) = self.0.lock() else { return Vec::new() };
+        pending.retain(|r| {
+            let fresh = r.asked.elapsed() < SNAPSHOT_WAIT;
+            if !fresh {
+                log::warn!("snapshot {}: no frame from camera {} within {SNAPSHOT_WAIT:?}; dropped", r.id, r.camera);
+            }
+            fresh
+        });
+        let (mine, rest) = pending.drain(..).partition(|r| r.camera == camera);
+        *pending = rest;
+        mine.into_iter().map(|r| r.id).collect()
+    }
+}
+
+/// JPEG quality of snapshots: small enough for MQTT, sharp enough to recognise a face.
+const SNAPSHOT_QUALITY: u8 = 85;
+
+/// Encodes an image as JPEG for a snapshot.
+pub fn encode_jpeg(image: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, SNAPSHOT_QUALITY).encode_image(image)?;
+    Ok(jpeg)
+}
+
+/// The face box grown by a quarter on each side (hair, chin, context), clipped to the frame.
+pub fn face_crop(image: &image::RgbImage, bbox: &BBox) -> image::RgbImage {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let grow = 0.25 * bbox.width().max(bbox.height());
+    let x1 = (bbox.x1 - grow).clamp(0.0, w - 1.0) as u32;
+    let y1 = (bbox.y1 - grow).clamp(0.0, h - 1.0) as u32;
+    let x2 = (bbox.x2 + grow).clamp(x1 as f32 + 1.0, w) as u32;
+    let y2 = (bbox.y2 + grow).clamp(y1 as f32 + 1.0, h) as u32;
+    image::imageops::crop_imm(image, x1, y1, x2 - x1, y2 - y1).to_image()
 }
 
 /// Everything the stage owns; runs on its own thread until `stop` is set.
@@ -37,10 +117,13 @@ pub struct VisionStage {
     pub camera_names: Vec<String>,
     pub hub: Arc<FrameHub>,
     pub doors: Vec<Arc<Door>>,
-    pub out: SyncSender<CameraDecision>,
+    pub out: SyncSender<VisionOutput>,
     pub stats: Arc<ServiceStats>,
     pub heartbeat: Heartbeat,
     pub refresh_every: Duration,
+    /// Cut JPEG snapshots (`mqtt.snapshots`; off by default for privacy).
+    pub snapshots: bool,
+    pub snapshot_requests: Arc<SnapshotRequests>,
 }
 
 /// The gallery as loaded, with the store's change counter at load time.
@@ -63,6 +146,7 @@ impl VisionStage {
         let mut gallery = self.load_gallery()?;
         log::info!("vision: {} people enrolled", gallery.people);
         let mut last_refresh = Instant::now();
+        let mut faces_on: Vec<u32> = vec![0; self.camera_names.len()];
         while !stop.load(Ordering::SeqCst) {
             self.heartbeat.beat();
             for door in &self.doors {
@@ -84,16 +168,9 @@ impl VisionStage {
             }
             let Some(frame) = self.hub.next(Duration::from_millis(200)) else { continue };
             let started = Instant::now();
-            match self.process(&frame, &gallery.matcher) {
-                Ok(decisions) => {
-                    for decision in decisions {
-                        // Blocks when the act stage is behind: the queue is bounded, frames are
-                        // dropped upstream by the hub instead of piling up here.
-                        if self.out.send(CameraDecision { camera: frame.camera, decision }).is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
+            let mut outputs = self.requested_snapshots(&frame);
+            match self.process(&frame, &gallery.matcher, &mut faces_on) {
+                Ok(more) => outputs.extend(more),
                 Err(e) => {
                     ServiceStats::add(&self.stats.vision_errors, 1);
                     log::warn!("vision: frame {} of {} skipped: {e:#}", frame.seq, self.camera_name(frame.camera));
@@ -101,33 +178,77 @@ impl VisionStage {
             }
             ServiceStats::add(&self.stats.frames, 1);
             self.stats.record_inference(started.elapsed());
+            for output in outputs {
+                // Blocks when the act stage is behind: the queue is bounded, frames are dropped
+                // upstream by the hub instead of piling up here.
+                if self.out.send(output).is_err() {
+                    return Ok(());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whole-frame snapshots asked for over MQTT for this frame's camera.
+    fn requested_snapshots(&self, frame: &Frame) -> Vec<VisionOutput> {
+        let ids = self.snapshot_requests.take_for(frame.camera);
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        match encode_jpeg(&frame.image) {
+            Ok(jpeg) => ids
+                .into_iter()
+                .map(|request_id| VisionOutput::Snapshot { camera: frame.camera, request_id, jpeg: jpeg.clone() })
+                .collect(),
+            Err(e) => {
+                log::warn!("snapshot of {}: cannot encode the frame: {e}", self.camera_name(frame.camera));
+                Vec::new()
+            }
+        }
     }
 
     fn camera_name(&self, camera: usize) -> &str {
         self.camera_names.get(camera).map(String::as_str).unwrap_or("?")
     }
 
-    fn process(&mut self, frame: &Frame, matcher: &Matcher) -> Result<Vec<Decision>> {
+    /// Detects, tracks and identifies one frame. `faces_on` is the number of faces last reported
+    /// per camera; a change is reported as presence.
+    fn process(&mut self, frame: &Frame, matcher: &Matcher, faces_on: &mut [u32]) -> Result<Vec<VisionOutput>> {
         let camera = self.camera_names.get(frame.camera).cloned().unwrap_or_default();
         let (detections, _) = self.engine.pipeline.detect(&frame.image)?;
         ServiceStats::add(&self.stats.faces, detections.len() as u64);
         let boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let tracked = self.decider.track(&camera, frame.captured, &boxes);
+        let mut outputs = Vec::new();
+        // Tracks outlive a missed detection or two, so presence does not flicker.
+        let faces = self.decider.active_tracks_on(&camera) as u32;
+        if let Some(last) = faces_on.get_mut(frame.camera)
+            && *last != faces
+        {
+            *last = faces;
+            outputs.push(VisionOutput::Presence { camera: frame.camera, faces });
+        }
         let wanted: Vec<usize> = (0..tracked.len()).filter(|&i| tracked[i].needs_identification).collect();
         if wanted.is_empty() {
-            return Ok(Vec::new());
+            return Ok(outputs);
         }
         let crops: Vec<_> = wanted.iter().map(|&i| self.engine.pipeline.crop(&frame.image, &detections[i])).collect();
         let embeddings = self.engine.pipeline.embed_crops(&crops)?;
         ServiceStats::add(&self.stats.embeddings, embeddings.len() as u64);
-        let mut decisions = Vec::new();
         for (&i, embedding) in wanted.iter().zip(&embeddings) {
             let identification = matcher.identify(embedding, &self.engine.policy);
             log::debug!("{camera}: track {} {:?}", tracked[i].track, identification);
-            decisions.extend(self.decider.vote(&camera, frame.captured, tracked[i].track, boxes[i], &identification));
+            let Some(decision) =
+                self.decider.vote(&camera, frame.captured, tracked[i].track, boxes[i], &identification)
+            else {
+                continue;
+            };
+            let snapshot = self
+                .snapshots
+                .then(|| encode_jpeg(&face_crop(&frame.image, &boxes[i])))
+                .and_then(|r| r.map_err(|e| log::warn!("{camera}: cannot encode the face snapshot: {e}")).ok());
+            outputs.push(VisionOutput::Decision(CameraDecision { camera: frame.camera, decision, snapshot }));
         }
-        Ok(decisions)
+        Ok(outputs)
     }
 }

@@ -105,11 +105,27 @@ fn is_bare_name(path: &Path) -> bool {
     path.components().count() == 1
 }
 
+/// ONNX Runtime allows one environment per process, so the first one loaded is kept and shared
+/// (a config reload builds a new engine in the same process).
+static LOADED: std::sync::Mutex<Option<(PathBuf, ort::environment::Environment)>> = std::sync::Mutex::new(None);
+
 impl Runtime {
-    /// Finds and loads ONNX Runtime. Errors say where we looked and how to get the library.
+    /// Finds and loads ONNX Runtime (once per process). Errors say where we looked and how to get
+    /// the library.
     pub fn load(options: RuntimeOptions) -> Result<Runtime> {
         if options.intra_threads == 0 {
             bail!("runtime.intra_threads must be at least 1 (got 0)");
+        }
+        let mut loaded = LOADED.lock().map_err(|_| anyhow!("ONNX Runtime loading panicked earlier in this process"))?;
+        if let Some((library, environment)) = loaded.as_ref() {
+            if options.library.as_deref().is_some_and(|wanted| wanted != library) {
+                log::warn!(
+                    "runtime.library changed, but ONNX Runtime from {} is already loaded in this process; \
+                     restart facegate to load another library",
+                    library.display()
+                );
+            }
+            return Ok(Runtime { environment: environment.clone(), options, library: library.clone() });
         }
         let mut tried = Vec::new();
         for candidate in library_candidates(options.library.as_deref()) {
@@ -131,6 +147,7 @@ impl Runtime {
                         anyhow!("ONNX Runtime loaded from {} but failed to start: {e}", candidate.display())
                     })?;
                     log::debug!("ONNX Runtime loaded from {}", candidate.display());
+                    *loaded = Some((candidate.clone(), environment.clone()));
                     return Ok(Runtime { environment, options, library: candidate });
                 }
                 Err(e) => tried.push(format!("{} ({e})", candidate.display())),

@@ -5,7 +5,7 @@ use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 
 use super::{Store, meta_add, now_text, write};
-use crate::decide::policy::{Role, Schedule};
+use crate::decide::policy::{Doors, Role, Schedule};
 
 /// One person as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,13 +15,19 @@ pub struct PersonRecord {
     pub role: Role,
     #[serde(serialize_with = "serialize_display")]
     pub schedule: Schedule,
+    /// The doors they may open.
+    #[serde(serialize_with = "serialize_display")]
+    pub doors: Doors,
     /// Templates of any model.
     pub templates: usize,
     /// ISO-8601 UTC.
     pub created: String,
 }
 
-fn serialize_display<S: serde::Serializer>(value: &Schedule, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_display<S: serde::Serializer>(
+    value: &impl std::fmt::Display,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(value)
 }
 
@@ -37,18 +43,22 @@ pub struct ForgetReport {
     pub outbox: u64,
 }
 
-const SELECT_PERSON: &str = "SELECT p.id, p.name, p.role, p.schedule, p.created, \
+const SELECT_PERSON: &str = "SELECT p.id, p.name, p.role, p.schedule, p.doors, p.created, \
      (SELECT count(*) FROM templates t WHERE t.person_id = p.id) FROM people p";
 
-fn person_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+/// One row of [`SELECT_PERSON`], as stored.
+type PersonRow = (i64, String, String, String, String, String, i64);
+
+fn person_from_row(row: &Row<'_>) -> rusqlite::Result<PersonRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn person_record(raw: (i64, String, String, String, String, i64)) -> Result<PersonRecord> {
-    let (id, name, role, schedule, created, templates) = raw;
+fn person_record(raw: PersonRow) -> Result<PersonRecord> {
+    let (id, name, role, schedule, doors, created, templates) = raw;
     let role = role.parse().with_context(|| format!("person #{id} ({name}) has a damaged role"))?;
     let schedule = schedule.parse().with_context(|| format!("person #{id} ({name}) has a damaged schedule"))?;
-    Ok(PersonRecord { id, name, role, schedule, templates: templates as usize, created })
+    let doors = doors.parse().with_context(|| format!("person #{id} ({name}) has a damaged door list"))?;
+    Ok(PersonRecord { id, name, role, schedule, doors, templates: templates as usize, created })
 }
 
 /// Trims a name and refuses ones that could not be told apart from an id or would break output.
@@ -109,6 +119,10 @@ impl Store {
 
     pub fn set_schedule(&mut self, who: &str, schedule: &Schedule) -> Result<()> {
         self.update_person(who, "schedule", schedule.to_string())
+    }
+
+    pub fn set_doors(&mut self, who: &str, doors: &Doors) -> Result<()> {
+        self.update_person(who, "doors", doors.to_string())
     }
 
     fn update_person(&mut self, who: &str, column: &str, value: String) -> Result<()> {
@@ -231,9 +245,12 @@ mod tests {
         s.rename("Ann", "Anna").unwrap();
         s.set_role("anna", Role::Watchlist).unwrap();
         s.set_schedule("#1", &Schedule::default()).unwrap();
-        assert!(s.change_counter().unwrap() >= before + 3);
+        assert_eq!(s.find_person("Anna").unwrap().unwrap().doors, Doors::All, "every door by default");
+        let lab: Doors = "lab,front".parse().unwrap();
+        s.set_doors("anna", &lab).unwrap();
+        assert!(s.change_counter().unwrap() >= before + 4);
         let anna = s.find_person("Anna").unwrap().unwrap();
-        assert_eq!((anna.role, anna.schedule.windows.len()), (Role::Watchlist, 0));
+        assert_eq!((anna.role, anna.schedule.windows.len(), &anna.doors), (Role::Watchlist, 0, &lab));
         let names: Vec<String> = s.people().unwrap().into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["Anna", "Bob"]);
 

@@ -73,6 +73,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_retain ON outbox(retain, seq);
     CREATE INDEX outbox_topic ON outbox(topic, seq);
     ",
+    // 2: the doors a person may open (`all`, or door names separated by commas).
+    "
+    ALTER TABLE people ADD COLUMN doors TEXT NOT NULL DEFAULT 'all' CHECK (length(trim(doors)) > 0);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -127,6 +131,19 @@ fn check_identity(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_gains_door_lists_and_keeps_its_people() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO people (name, created, updated) VALUES ('Ann', 'x', 'x')", []).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), LATEST);
+        let doors: String = conn.query_row("SELECT doors FROM people WHERE name = 'Ann'", [], |r| r.get(0)).unwrap();
+        assert_eq!(doors, "all", "people enrolled before door lists keep opening every door");
+    }
 
     #[test]
     fn migrates_from_empty_and_is_idempotent() {
