@@ -11,6 +11,7 @@
 //!   queued, the broker is started again and the clock runs until the outbox is empty.
 
 #[path = "../tests/common/mqtt.rs"]
+#[allow(dead_code)]
 mod common;
 use common::{BrokerProcess, NoCommands, decision, recorded};
 

@@ -23,6 +23,7 @@ use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 #[path = "common/mqtt.rs"]
+#[allow(dead_code)]
 mod common;
 use common::{BrokerProcess, Message, Subscriber, broker, decision, recorded};
 

@@ -19,6 +19,7 @@ use facegate::act::store::Store;
 use serde_json::Value;
 
 #[path = "common/mqtt.rs"]
+#[allow(dead_code)]
 mod common;
 use common::{NoCommands, Subscriber, broker, decision};
 

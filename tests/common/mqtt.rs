@@ -7,8 +7,8 @@
 //!
 //! A broker that must be stopped and started again runs as its own process ([`BrokerProcess`]):
 //! mosquitto, or this very test (or bench) binary re-executed in broker mode, which serves
-//! rumqttd until it is killed (see [`serve_broker_if_child`]).
-#![allow(dead_code)]
+//! rumqttd until it is killed (see [`serve_broker_if_child`]). Each includer uses only part of
+//! it: include it with `#[allow(dead_code)]`.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
