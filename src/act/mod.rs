@@ -38,6 +38,10 @@ pub trait Outbox: Send {
     fn pending(&mut self, after: i64, limit: usize) -> Result<Vec<PendingEvent>>;
     /// Removes an event once the broker acknowledged it (PUBACK).
     fn ack(&mut self, seq: i64) -> Result<()>;
+    /// Removes several acknowledged events; an outbox that can do it in one write overrides this.
+    fn ack_all(&mut self, seqs: &[i64]) -> Result<()> {
+        seqs.iter().try_for_each(|&seq| self.ack(seq))
+    }
     /// Events waiting.
     fn waiting(&mut self) -> Result<u64>;
 }

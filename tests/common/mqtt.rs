@@ -1,59 +1,258 @@
-//! Shared by the MQTT tests and the benchmark: a sample decision, and the broker: `FACEGATE_TEST_BROKER=host:port` if set (CI sets it
-//! to a mosquitto), else a real rumqttd started in-process on a free loopback port.
+//! Shared by the MQTT tests and the benchmark: sample events, a test subscriber, and real
+//! brokers.
+//!
+//! `FACEGATE_TEST_BROKER` picks the broker: unset, an in-process rumqttd (and rumqttd in a child
+//! process where a broker must really stop); `mosquitto`, Debian's mosquitto as a child process
+//! for everything; `host:port`, that running broker for the tests that need no restart.
+//!
+//! A broker that must be stopped and started again runs as its own process ([`BrokerProcess`]):
+//! mosquitto, or this very test (or bench) binary re-executed in broker mode, which serves
+//! rumqttd until it is killed (see [`serve_broker_if_child`]). Each includer uses only part of
+//! it: include it with `#[allow(dead_code)]`.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use facegate::act::events::{DecisionInfo, DecisionKind, PersonRef};
+use facegate::act::OutboxEvent;
+use facegate::act::events::{DecisionInfo, DecisionKind, EventBuilder, LastSeen, PersonRef};
+use facegate::act::mqtt::commands::CommandHandler;
+use facegate::act::store::{AccessEvent, EventKind};
+use facegate::decide::policy::Role;
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+use serde_json::Value;
 
-/// The broker's address: FACEGATE_TEST_BROKER, else an in-process rumqttd on a free port.
+/// Set in a re-executed test binary that is to serve rumqttd on this port.
+const CHILD_PORT_ENV: &str = "FACEGATE_BROKER_CHILD_PORT";
+/// The ignored test each test binary using [`BrokerProcess`] defines to call
+/// [`serve_broker_if_child`] (a harness-less bench calls it first thing in `main`).
+pub const CHILD_TEST: &str = "broker_child";
+
+/// The shared broker's address: `FACEGATE_TEST_BROKER` (mosquitto or host:port), else an
+/// in-process rumqttd on a free port.
 pub fn broker() -> (String, u16) {
     static ADDR: OnceLock<(String, u16)> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        if let Ok(addr) = std::env::var("FACEGATE_TEST_BROKER") {
-            let (h, p) = addr.rsplit_once(':').expect("FACEGATE_TEST_BROKER must be host:port");
-            return (h.to_string(), p.parse().expect("FACEGATE_TEST_BROKER port must be a number"));
+    ADDR.get_or_init(|| match std::env::var("FACEGATE_TEST_BROKER").ok().as_deref() {
+        Some("mosquitto") => {
+            // Spawned from a thread that lives as long as the process: the child dies with it
+            // (PDEATHSIG fires when the spawning thread ends).
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let broker = BrokerProcess::start();
+                let _ = tx.send(broker.port);
+                loop {
+                    std::thread::park();
+                }
+            });
+            ("127.0.0.1".into(), rx.recv().expect("mosquitto did not start"))
         }
-        let port = free_port();
-        let config: rumqttd::Config = toml::from_str(&format!(
-            r#"
-            id = 0
-            [router]
-            max_connections = 1000
-            max_outgoing_packet_count = 1000
-            max_segment_size = 104857600
-            max_segment_count = 10
-            [v4.1]
-            name = "v4-1"
-            listen = "127.0.0.1:{port}"
-            next_connection_delay_ms = 1
-            [v4.1.connections]
-            connection_timeout_ms = 60000
-            max_payload_size = 8388608
-            max_inflight_count = 500
-            dynamic_filters = true
-            "#
-        ))
-        .expect("rumqttd config");
-        std::thread::spawn(move || {
-            let mut broker = rumqttd::Broker::new(config);
-            if let Err(e) = broker.start() {
-                eprintln!("rumqttd stopped: {e}");
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "rumqttd did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        Some(addr) => {
+            let (h, p) = addr.rsplit_once(':').expect("FACEGATE_TEST_BROKER must be mosquitto or host:port");
+            (h.to_string(), p.parse().expect("FACEGATE_TEST_BROKER port must be a number"))
         }
-        ("127.0.0.1".into(), port)
+        None => {
+            let port = free_port();
+            let config = rumqttd_config(port);
+            std::thread::spawn(move || {
+                let mut broker = rumqttd::Broker::new(config);
+                if let Err(e) = broker.start() {
+                    eprintln!("rumqttd stopped: {e}");
+                }
+            });
+            wait_listening(port, || "rumqttd did not start".into());
+            ("127.0.0.1".into(), port)
+        }
     })
     .clone()
 }
 
-fn free_port() -> u16 {
+fn rumqttd_config(port: u16) -> rumqttd::Config {
+    toml::from_str(&format!(
+        r#"
+        id = 0
+        [router]
+        max_connections = 1000
+        max_outgoing_packet_count = 1000
+        max_segment_size = 104857600
+        max_segment_count = 10
+        [v4.1]
+        name = "v4-1"
+        listen = "127.0.0.1:{port}"
+        next_connection_delay_ms = 1
+        [v4.1.connections]
+        connection_timeout_ms = 60000
+        max_payload_size = 8388608
+        max_inflight_count = 500
+        dynamic_filters = true
+        "#
+    ))
+    .expect("rumqttd config")
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16, why: impl FnOnce() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// In a binary re-executed by [`BrokerProcess`]: serves rumqttd on the given port until killed,
+/// and never returns. Anywhere else: returns at once.
+pub fn serve_broker_if_child() {
+    let Ok(port) = std::env::var(CHILD_PORT_ENV) else { return };
+    let port: u16 = port.parse().expect("broker child port");
+    let mut broker = rumqttd::Broker::new(rumqttd_config(port));
+    if let Err(e) = broker.start() {
+        eprintln!("rumqttd on port {port} stopped: {e}");
+    }
+    std::process::exit(1);
+}
+
+/// A broker in its own process on a fixed loopback port, so a test can really kill it and start
+/// it again on the same port (nothing of its state survives: `persistence false`).
+pub struct BrokerProcess {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    /// mosquitto with `FACEGATE_TEST_BROKER=mosquitto`, else rumqttd in a re-executed copy of
+    /// this binary; returns once it accepts connections.
+    pub fn start() -> BrokerProcess {
+        let mut b = BrokerProcess { port: free_port(), child: None, dir: tempfile::tempdir().unwrap() };
+        b.restart();
+        b
+    }
+
+    pub fn addr(&self) -> (String, u16) {
+        ("127.0.0.1".into(), self.port)
+    }
+
+    fn mosquitto() -> bool {
+        std::env::var("FACEGATE_TEST_BROKER").is_ok_and(|b| b == "mosquitto")
+    }
+
+    /// Kills the broker (SIGKILL) and waits until it is gone: every connection drops at once.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker (again) on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker before starting it again");
+        let log = self.dir.path().join("broker.log");
+        let mut cmd = if Self::mosquitto() {
+            let conf = self.dir.path().join("mosquitto.conf");
+            let mut text = format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n",
+                self.port
+            );
+            // As root mosquitto would switch to its own user, which clears the death signal.
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                text.push_str("user root\n");
+            }
+            std::fs::write(&conf, text).unwrap();
+            let mut c = Command::new("mosquitto");
+            c.arg("-c").arg(conf);
+            c
+        } else {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args(["--exact", CHILD_TEST, "--ignored", "--nocapture"]).env(CHILD_PORT_ENV, self.port.to_string());
+            c
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        // The broker dies with the thread that started it, even if this test process is killed.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start the broker {cmd:?}: {e}"));
+        self.child = Some(child);
+        let port = self.port;
+        wait_listening(port, || {
+            format!("broker on port {port} did not start: {}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A message as a subscriber saw it: topic, payload, retain flag.
+pub type Message = (String, Vec<u8>, bool);
+
+/// A test client subscribed to some filters. It reconnects after a broker restart and subscribes
+/// again (clean session); [`Subscriber::wait_ready`] says when it is subscribed on the current
+/// connection.
+pub struct Subscriber {
+    pub client: Client,
+    pub rx: Receiver<Message>,
+    ready: Receiver<()>,
+}
+
+impl Subscriber {
+    pub fn new((host, port): (String, u16), filters: &[String]) -> Subscriber {
+        let mut o = MqttOptions::new(format!("watcher{}", uuid::Uuid::new_v4().simple()), host, port);
+        o.set_max_packet_size(16 << 20, 16 << 20);
+        o.set_keep_alive(Duration::from_secs(30));
+        let (client, mut connection) = Client::new(o, 1000);
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready) = mpsc::channel();
+        let (c, filters) = (client.clone(), filters.to_vec());
+        std::thread::spawn(move || {
+            let mut acks = 0;
+            for ev in connection.iter() {
+                match ev {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        acks = 0;
+                        for f in &filters {
+                            let _ = c.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        acks += 1;
+                        if acks == filters.len() {
+                            let _ = ready_tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        let s = Subscriber { client, rx, ready };
+        s.wait_ready();
+        s
+    }
+
+    /// Waits until the subscriber is subscribed on a (new) connection.
+    pub fn wait_ready(&self) {
+        self.ready.recv_timeout(Duration::from_secs(20)).expect("subscriber did not get its SUBACKs");
+    }
 }
 
 /// A granted decision; `i` goes into `votes` so events differ.
@@ -70,5 +269,60 @@ pub fn decision(i: u32) -> DecisionInfo {
         window: 5,
         bbox: [1.0, 2.0, 3.0, 4.0],
         latency_ms: 80.0,
+    }
+}
+
+/// Decision `i` as the service records it: the attendance row, and its outbox events (the
+/// decision, and the retained `person/<person>/last_seen`), for `Store::record_event`.
+pub fn recorded(b: &EventBuilder, i: u32, person: i64) -> (AccessEvent, Vec<OutboxEvent>) {
+    let at = jiff::Timestamp::now();
+    let mut info = decision(i);
+    let who = PersonRef { id: person, name: format!("P{person}"), role: "employee".into() };
+    info.person = Some(who.clone());
+    let seen = LastSeen { person: who, camera: "front".into(), location: "Lobby".into(), similarity: 0.8 };
+    let row = AccessEvent {
+        at,
+        camera: "front".into(),
+        door: Some("main".into()),
+        person_id: Some(person),
+        person_name: Some(format!("P{person}")),
+        kind: EventKind::Granted,
+        reason: None,
+        similarity: Some(0.8),
+        margin: Some(0.2),
+        votes: i,
+        window: 5,
+        bbox: None,
+    };
+    (row, vec![b.decision(&info, at), b.last_seen(&seen, at)])
+}
+
+/// Refuses every command: for tests and the benchmark that send none.
+pub struct NoCommands;
+
+impl CommandHandler for NoCommands {
+    fn open_door(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn enroll(&mut self, _: &str, _: Option<Role>, _: Vec<Vec<u8>>) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn remove(&mut self, _: &str) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn rename(&mut self, _: &str, _: &str) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn list_people(&mut self) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn set_role(&mut self, _: &str, _: Role) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn reload_config(&mut self) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
+    }
+    fn snapshot(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
+        anyhow::bail!("benchmark")
     }
 }

@@ -37,6 +37,9 @@ pub struct MqttStats {
     pub rejected_commands: u64,
     /// Commands that passed the checks but failed in the handler.
     pub failed_commands: u64,
+    /// Why the last connection attempt failed or the connection was lost, with the fix where
+    /// one is known (e.g. a TLS certificate problem); `None` once connected.
+    pub last_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -48,6 +51,7 @@ struct Counters {
     waiting: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 /// From the network thread to the publisher.
@@ -122,6 +126,7 @@ impl MqttService {
             unacked: 0,
             cursor: i64::MIN,
             cmd_tx,
+            acked: Vec::new(),
         };
         let s = stopping.clone();
         let publisher = std::thread::Builder::new()
@@ -141,6 +146,7 @@ impl MqttService {
             waiting: c.waiting.load(Ordering::Relaxed),
             rejected_commands: c.rejected.load(Ordering::Relaxed),
             failed_commands: c.failed.load(Ordering::Relaxed),
+            last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
         }
     }
 
@@ -206,7 +212,7 @@ fn network_thread(
                             }
                         }
                         Err(e) => {
-                            let _ = tx.send(Net::Down(e.to_string()));
+                            let _ = tx.send(Net::Down(explain(&e)));
                             break;
                         }
                     },
@@ -220,6 +226,27 @@ fn network_thread(
             delay = (delay * 2).min(max);
         }
     });
+}
+
+/// A connection error as a user can act on it: TLS failures (ours, or an alert from the broker
+/// such as `CertificateRequired`) and refusals name the settings to check.
+fn explain(e: &rumqttc::ConnectionError) -> String {
+    #[cfg(feature = "mqtt-tls")]
+    let tls = matches!(e, rumqttc::ConnectionError::Tls(_));
+    #[cfg(not(feature = "mqtt-tls"))]
+    let tls = false;
+    let text = e.to_string();
+    if tls || text.contains("fatal alert") {
+        format!(
+            "{text} (check that mqtt.tls.ca_file holds the CA that signed the broker's certificate, that \
+             mqtt.host is a name or address in that certificate, and mqtt.tls.client_cert/client_key if \
+             the broker requires a client certificate)"
+        )
+    } else if let rumqttc::ConnectionError::ConnectionRefused(code) = e {
+        format!("{text} (the broker refused the connection: check mqtt.username/password and client id; {code:?})")
+    } else {
+        text
+    }
 }
 
 fn command_thread(
@@ -260,6 +287,8 @@ struct Publisher {
     /// Highest seq sent in this session.
     cursor: i64,
     cmd_tx: SyncSender<(String, Vec<u8>, bool)>,
+    /// Seqs acknowledged by the broker, removed from the outbox together by [`Publisher::flush_acks`].
+    acked: Vec<i64>,
 }
 
 impl Publisher {
@@ -279,6 +308,8 @@ impl Publisher {
             while let Ok(m) = net.try_recv() {
                 self.on_net(m);
             }
+            // Before top_up: after a reconnect, acknowledged events must not be read again.
+            self.flush_acks();
             while let Ok(reply) = replies.try_recv() {
                 let topic = self.topics.reply(&reply.request_id);
                 self.send(topic, reply.payload, false, None);
@@ -296,7 +327,27 @@ impl Publisher {
         }
     }
 
+    /// Removes every event acknowledged since the last call from the outbox, in one write: one
+    /// write per PUBACK waited for the decision writer's fsync each time and capped publishing at
+    /// a few hundred events/s while decisions were being recorded.
+    fn flush_acks(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        match self.outbox.ack_all(&self.acked) {
+            Ok(()) => {
+                self.counters.acked.fetch_add(self.acked.len() as u64, Ordering::Relaxed);
+            }
+            // They stay in the outbox and go out again later with the same ids.
+            Err(e) => {
+                log::warn!("mqtt: cannot remove {} acknowledged event(s) from the outbox: {e:#}", self.acked.len())
+            }
+        }
+        self.acked.clear();
+    }
+
     fn goodbye(&mut self) {
+        self.flush_acks();
         if let (Some(client), true) = (&self.client, self.connected) {
             let _ = client.try_publish(self.topics.status(), QoS::AtLeastOnce, true, "offline");
             let _ = client.try_disconnect();
@@ -354,6 +405,9 @@ impl Publisher {
                 }
                 self.connected = false;
                 self.counters.connected.store(false, Ordering::Relaxed);
+                if let Ok(mut last) = self.counters.last_error.lock() {
+                    *last = Some(why);
+                }
                 self.client = None;
                 self.fifo.clear();
                 self.inflight.clear();
@@ -371,13 +425,7 @@ impl Publisher {
             Net::Event(Event::Incoming(Incoming::PubAck(ack))) => {
                 if let Some(seq) = self.inflight.remove(&ack.pkid) {
                     self.unacked = self.unacked.saturating_sub(1);
-                    match self.outbox.ack(seq) {
-                        Ok(()) => {
-                            self.counters.acked.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // It stays in the outbox and goes out again later with the same id.
-                        Err(e) => log::warn!("mqtt: cannot remove event {seq} from the outbox: {e:#}"),
-                    }
+                    self.acked.push(seq);
                 }
             }
             Net::Event(Event::Incoming(Incoming::Publish(p))) => {
@@ -391,6 +439,9 @@ impl Publisher {
         log::info!("mqtt: connected; publishing as {}", self.topics.full(""));
         self.connected = true;
         self.counters.connected.store(true, Ordering::Relaxed);
+        if let Ok(mut last) = self.counters.last_error.lock() {
+            *last = None;
+        }
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
         if let Some(client) = &self.client {
             let _ = client.try_subscribe(self.topics.cmd_filter(), QoS::AtLeastOnce);
