@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use facegate::act::store::{EventKind, Store};
 
+#[path = "common/listen.rs"]
+#[allow(dead_code)]
+mod listen;
+
 fn facegate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
     cmd.env("RUST_LOG", "info");
@@ -131,7 +135,7 @@ fn doctor_passes_the_demo_and_names_each_failing_part() {
     }
     // A board profile on a machine without its camera and GPIO chip, and a broker that is down.
     let config = dir.path().join("broken.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (_reserved, port) = listen::closed_port();
     let profile =
         std::fs::read_to_string(board.join("rpi4.toml")).unwrap().replace("/dev/video0", "/dev/video-missing");
     std::fs::write(&config, format!("{profile}\n[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n"))

@@ -3,50 +3,33 @@
 //! (which answers a bad login with CONNACK "not authorised"). Without mosquitto installed the
 //! mosquitto test is skipped with a message, unless FACEGATE_REQUIRE_MOSQUITTO=1 (CI sets it).
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rumqttc::{Client, Connection, Event, Incoming, MqttOptions};
 
 const USER: &str = "door";
 const PASSWORD: &str = "correct-horse-battery";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "common/listen.rs"]
+mod listen;
 
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the broker on port {port} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// An in-process rumqttd on a free port that accepts only USER / PASSWORD.
+/// An in-process rumqttd that accepts only USER / PASSWORD, on a port it bound itself.
 fn rumqttd_with_password() -> u16 {
-    let port = free_port();
     let config: rumqttd::Config = toml::from_str(&format!(
         r#"
         id = 0
         router = {{ max_connections = 100, max_outgoing_packet_count = 100, max_segment_size = 1048576, max_segment_count = 10 }}
         [v4.auth]
         name = "v4-auth"
-        listen = "127.0.0.1:{port}"
+        listen = "127.0.0.1:0"
         next_connection_delay_ms = 1
         connections = {{ connection_timeout_ms = 5000, max_payload_size = 65536, max_inflight_count = 100, dynamic_filters = true, auth = {{ {USER} = "{PASSWORD}" }} }}
         "#
     ))
     .unwrap();
-    std::thread::spawn(move || {
-        if let Err(e) = rumqttd::Broker::new(config).start() {
-            eprintln!("rumqttd stopped: {e}");
-        }
-    });
-    wait_listening(port);
-    port
+    listen::start_rumqttd(config)
 }
 
 /// Runs `facegate doctor` with a config that has no camera or door and the given `[mqtt]` keys.
@@ -70,20 +53,14 @@ fn credentials(port: u16, password: &str) -> String {
 }
 
 /// A client connected as the service would be (`facegate-<node>`); the doctor must not take its place.
-/// A broker that has just started listening may still reset the first connections (seen with
-/// rumqttd on a loaded CI machine), so this retries for a while; the doctor is what is tested.
+/// The broker already listens on a port of its own, so the first CONNACK decides.
 fn running_node(port: u16) -> (Client, Connection) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut node = MqttOptions::new("facegate-gate1", "127.0.0.1", port);
-        node.set_credentials(USER, PASSWORD);
-        let (client, mut connection) = Client::new(node, 10);
-        let first = connection.recv_timeout(Duration::from_secs(5));
-        match first {
-            Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => return (client, connection),
-            other if Instant::now() >= deadline => panic!("the node could not connect: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
+    let mut node = MqttOptions::new("facegate-gate1", "127.0.0.1", port);
+    node.set_credentials(USER, PASSWORD);
+    let (client, mut connection) = Client::new(node, 10);
+    match connection.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => (client, connection),
+        other => panic!("the node could not connect to the broker on port {port}: {other:?}"),
     }
 }
 
@@ -119,7 +96,7 @@ fn rumqttd_with_password_right_wrong_and_no_broker() {
     assert!(line.starts_with("FAIL  mqtt broker") && line.contains("mqtt.password"), "{line}");
     assert!(text.contains("node NOT ready"), "{text}");
 
-    let closed = free_port();
+    let (_reserved, closed) = listen::closed_port();
     let (code, text) = doctor(dir.path(), &credentials(closed, PASSWORD));
     assert_eq!(code, Some(1), "{text}");
     let line = mqtt_line(&text);
@@ -134,6 +111,29 @@ impl Drop for Mosquitto {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// mosquitto with a password file on a port reserved for it; retried on a new port if it could
+/// not bind after all (the panic lists why), so the test only ever talks to its own broker.
+fn start_mosquitto(mosquitto: &str, conf: &Path, passwords: &Path) -> (u16, Mosquitto) {
+    let mut why = Vec::new();
+    for _ in 0..3 {
+        let (reservation, port) = listen::reserve_port(0).expect("reserve a loopback port");
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+            passwords.display()
+        );
+        std::fs::write(conf, text).unwrap();
+        let child = Command::new(mosquitto).arg("-c").arg(conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let mut broker = Mosquitto(child.expect("mosquitto starts"));
+        let listening = listen::wait_child_listens(&mut broker.0, port);
+        drop(reservation);
+        match listening {
+            Ok(()) => return (port, broker),
+            Err(e) => why.push(e),
+        }
+    }
+    panic!("mosquitto did not start: {why:?}");
 }
 
 fn mosquitto_path() -> Option<&'static str> {
@@ -159,19 +159,8 @@ fn mosquitto_answers_connack_codes_that_doctor_explains() {
         .status()
         .expect("mosquitto_passwd (package mosquitto) runs");
     assert!(status.success());
-    let port = free_port();
     let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
-            passwords.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(mosquitto).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
-    let _broker = Mosquitto(child.expect("mosquitto starts"));
-    wait_listening(port);
+    let (port, _broker) = start_mosquitto(mosquitto, &conf, &passwords);
 
     let (_node, mut connection) = running_node(port);
     let (code, text) = doctor(dir.path(), &credentials(port, PASSWORD));

@@ -10,12 +10,11 @@
 //! rumqttd until it is killed (see [`serve_broker_if_child`]). Each includer uses only part of
 //! it: include it with `#[allow(dead_code)]`.
 
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use facegate::act::OutboxEvent;
 use facegate::act::events::{DecisionInfo, DecisionKind, EventBuilder, LastSeen, PersonRef};
@@ -23,6 +22,9 @@ use facegate::act::mqtt::commands::CommandHandler;
 use facegate::act::store::{AccessEvent, EventKind};
 use facegate::decide::policy::Role;
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+
+#[path = "listen.rs"]
+pub mod listen;
 use serde_json::Value;
 
 /// Set in a re-executed test binary that is to serve rumqttd on this port.
@@ -53,18 +55,7 @@ pub fn broker() -> (String, u16) {
             let (h, p) = addr.rsplit_once(':').expect("FACEGATE_TEST_BROKER must be mosquitto or host:port");
             (h.to_string(), p.parse().expect("FACEGATE_TEST_BROKER port must be a number"))
         }
-        None => {
-            let port = free_port();
-            let config = rumqttd_config(port);
-            std::thread::spawn(move || {
-                let mut broker = rumqttd::Broker::new(config);
-                if let Err(e) = broker.start() {
-                    eprintln!("rumqttd stopped: {e}");
-                }
-            });
-            wait_listening(port, || "rumqttd did not start".into());
-            ("127.0.0.1".into(), port)
-        }
+        None => ("127.0.0.1".into(), listen::start_rumqttd(rumqttd_config(0))),
     })
     .clone()
 }
@@ -92,18 +83,6 @@ fn rumqttd_config(port: u16) -> rumqttd::Config {
     .expect("rumqttd config")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(port: u16, why: impl FnOnce() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{}", why());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// In a binary re-executed by [`BrokerProcess`]: serves rumqttd on the given port until killed,
 /// and never returns. Anywhere else: returns at once.
 pub fn serve_broker_if_child() {
@@ -117,10 +96,12 @@ pub fn serve_broker_if_child() {
 }
 
 /// A broker in its own process on a fixed loopback port, so a test can really kill it and start
-/// it again on the same port (nothing of its state survives: `persistence false`).
+/// it again on the same port (nothing of its state survives: `persistence false`). While the
+/// broker is down the port stays reserved (see [`listen::reserve_port`]), so nothing else takes it.
 pub struct BrokerProcess {
     pub port: u16,
     child: Option<Child>,
+    reservation: Option<tokio::net::TcpSocket>,
     dir: tempfile::TempDir,
 }
 
@@ -128,7 +109,9 @@ impl BrokerProcess {
     /// mosquitto with `FACEGATE_TEST_BROKER=mosquitto`, else rumqttd in a re-executed copy of
     /// this binary; returns once it accepts connections.
     pub fn start() -> BrokerProcess {
-        let mut b = BrokerProcess { port: free_port(), child: None, dir: tempfile::tempdir().unwrap() };
+        let (reservation, port) = listen::reserve_port(0).expect("reserve a loopback port");
+        let mut b =
+            BrokerProcess { port, child: None, reservation: Some(reservation), dir: tempfile::tempdir().unwrap() };
         b.restart();
         b
     }
@@ -146,6 +129,7 @@ impl BrokerProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.reservation = listen::reserve_port(self.port).ok().map(|(socket, _)| socket);
         }
     }
 
@@ -182,12 +166,13 @@ impl BrokerProcess {
                 Ok(())
             });
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start the broker {cmd:?}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start the broker {cmd:?}: {e}"));
+        let listening = listen::wait_child_listens(&mut child, self.port);
+        self.reservation = None;
         self.child = Some(child);
-        let port = self.port;
-        wait_listening(port, || {
-            format!("broker on port {port} did not start: {}", std::fs::read_to_string(&log).unwrap_or_default())
-        });
+        if let Err(e) = listening {
+            panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
     }
 }
 
