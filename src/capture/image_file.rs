@@ -9,8 +9,14 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 /// Largest width or height we accept.
 pub const MAX_DIMENSION: u32 = 16_384;
+/// Most pixels in a photo (50 MP: a 48 MP phone photo passes): checked against the size the file
+/// declares before anything is decoded, so a few hundred bytes that claim 16384x16384 cost
+/// nothing. The RGB image of the largest photo accepted is 150 MB.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Most pixels in a camera frame (4096x2160): a camera that sends more is misconfigured or hostile.
+pub const MAX_FRAME_PIXELS: u64 = 4096 * 2160;
 /// Most memory the decoder may allocate for one image.
-pub const MAX_DECODE_BYTES: u64 = 768 * 1024 * 1024;
+pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Why an image file could not be used. Every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,12 @@ pub enum ImageFileError {
     NotAnImage { path: String },
     #[error("{path}: the image is {width}x{height}, larger than facegate accepts ({max}x{max}); downscale it first")]
     TooLarge { path: String, width: u32, height: u32, max: u32 },
+    #[error(
+        "{path}: the image declares {width}x{height} ({} megapixels), more than facegate decodes ({} megapixels); \
+         downscale it first (a face needs far fewer pixels)",
+        *width as u64 * *height as u64 / 1_000_000, MAX_PIXELS / 1_000_000
+    )]
+    TooManyPixels { path: String, width: u32, height: u32 },
     #[error("{path}: the image is corrupt or truncated ({detail}); re-copy or re-export the photo")]
     Corrupt { path: String, detail: String },
 }
@@ -70,6 +82,9 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageFileError> 
     let (width, height) = decoder.dimensions();
     if width > MAX_DIMENSION || height > MAX_DIMENSION {
         return Err(ImageFileError::TooLarge { path: path(), width, height, max: MAX_DIMENSION });
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageFileError::TooManyPixels { path: path(), width, height });
     }
     decoder.set_limits(limits()).map_err(|e| classify(e, name))?;
     // A missing or unreadable EXIF block is normal (most PNGs); it just means "upright".

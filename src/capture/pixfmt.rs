@@ -97,8 +97,14 @@ pub fn mjpeg_to_rgb(jpeg: &[u8]) -> Result<RgbImage> {
     let decoder = JpegDecoder::new(std::io::Cursor::new(jpeg))
         .map_err(|e| anyhow::anyhow!("MJPEG frame corrupt or truncated: {e}"))?;
     let (width, height) = decoder.dimensions();
-    if width > image_file::MAX_DIMENSION || height > image_file::MAX_DIMENSION {
-        bail!("MJPEG frame is {width}x{height}, larger than facegate accepts");
+    if width > image_file::MAX_DIMENSION
+        || height > image_file::MAX_DIMENSION
+        || u64::from(width) * u64::from(height) > image_file::MAX_FRAME_PIXELS
+    {
+        bail!(
+            "MJPEG frame declares {width}x{height}, more than facegate decodes per frame (4096x2160); \
+             set the camera to a lower resolution (640x480 is plenty for a door)"
+        );
     }
     if decoder.color_type() == image::ColorType::Rgb8 {
         let mut out = vec![0u8; decoder.total_bytes() as usize];
