@@ -7,10 +7,10 @@ use anyhow::{Result, bail};
 use image::RgbImage;
 
 use crate::capture::image_file::load_rgb;
-use crate::config::Config;
+use crate::config::{Config, MatchingConfig};
 use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
-use crate::vision::models::Manifest;
+use crate::vision::models::{Manifest, ModelEntry};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
 use crate::vision::runtime::Runtime;
 
@@ -20,6 +20,29 @@ pub struct Engine {
     pub manifest: Manifest,
     pub pipeline: FacePipeline,
     pub policy: MatchPolicy,
+}
+
+/// The matching rule for this embedder: the configured threshold (default: the manifest's),
+/// refused when it is below the embedder's floor, because such a threshold would let strangers
+/// match enrolled people. A negative margin is refused by the config's own validation.
+pub fn match_policy(matching: &MatchingConfig, embedder: &ModelEntry) -> Result<MatchPolicy> {
+    let Some(floor) = embedder.min_threshold else {
+        bail!(
+            "model manifest entry {} has no min_threshold: facegate cannot tell which matching.threshold is safe; \
+             add it to models/manifest.toml (see models/README.md)",
+            embedder.id
+        );
+    };
+    let default = embedder.default_threshold.unwrap_or(floor.max(0.5));
+    let threshold = matching.threshold.unwrap_or(default);
+    if threshold.is_nan() || threshold < floor {
+        bail!(
+            "matching.threshold = {threshold} is below the floor of the {} embedder ({floor}): at that similarity \
+             strangers match enrolled people; remove the key to use the default {default}, or set it to at least {floor}",
+            embedder.id
+        );
+    }
+    Ok(MatchPolicy { threshold, margin: matching.margin })
 }
 
 impl Engine {
@@ -34,11 +57,7 @@ impl Engine {
             crop: config.matching.crop,
         };
         let pipeline = FacePipeline::load(&runtime, &manifest, options)?;
-        let default_threshold = pipeline.embedder_entry().default_threshold.unwrap_or(0.5);
-        let policy = MatchPolicy {
-            threshold: config.matching.threshold.unwrap_or(default_threshold),
-            margin: config.matching.margin,
-        };
+        let policy = match_policy(&config.matching, pipeline.embedder_entry())?;
         Ok(Engine { runtime, manifest, pipeline, policy })
     }
 

@@ -133,11 +133,11 @@ fn tiny_and_huge_images_are_handled() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(value["faces"].as_array().map(Vec::len), Some(0));
 
-    // 8000x8000 grey canvas with the face pasted in at 4x: detection runs on a downscaled copy
-    // and the box comes back in original pixels.
+    // 7000x7000 (49 MP, under the 50 MP cap) grey canvas with the face pasted in at 4x: detection
+    // runs on a downscaled copy and the box comes back in original pixels.
     let f = face();
     let big_face = image::imageops::resize(&f, f.width() * 4, f.height() * 4, image::imageops::FilterType::Triangle);
-    let mut canvas = RgbImage::from_pixel(8000, 8000, image::Rgb([128, 128, 128]));
+    let mut canvas = RgbImage::from_pixel(7000, 7000, image::Rgb([128, 128, 128]));
     image::imageops::replace(&mut canvas, &big_face, 3000, 2000);
     let huge = write(dir.path(), "huge.jpg", &encode(&DynamicImage::ImageRgb8(canvas), ImageFormat::Jpeg));
     let (out, value) = detect_json(&huge);
@@ -232,4 +232,31 @@ fn bad_config_names_the_key() {
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("detector.min_face"), "{}", stderr(&out));
+}
+
+/// A threshold below the embedder's floor would open the door for strangers: refused wherever it
+/// comes from (config file or --threshold), and the doctor says the node is not ready.
+#[test]
+fn a_threshold_below_the_model_floor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let face = fixture(FACE);
+    for threshold in ["0.0", "-1", "0.2"] {
+        let out = facegate(&[&format!("--threshold={threshold}"), "identify", face.to_str().unwrap()]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "--threshold {threshold}: {}", stderr(&out));
+        assert!(stderr(&out).contains("below the floor"), "{}", stderr(&out));
+    }
+    let config = write(dir.path(), "c.toml", b"[matching]\nthreshold = 0.0\n");
+    let db = dir.path().join("d.db");
+    let out = facegate(&["--config", config.to_str().unwrap(), "--db", db.to_str().unwrap(), "doctor"]);
+    assert_no_panic(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("matching")).unwrap_or_default();
+    assert!(line.starts_with("FAIL") && line.contains("matching.threshold"), "{text}");
+    assert!(text.contains("node NOT ready"), "{text}");
+    let negative_margin = write(dir.path(), "m.toml", b"[matching]\nmargin = -0.1\n");
+    let out = facegate(&["--config", negative_margin.to_str().unwrap(), "detect", face.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("matching.margin"), "{}", stderr(&out));
 }

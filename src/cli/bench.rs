@@ -156,7 +156,10 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     let manifest = Manifest::load(&config.models_dir())?;
     let dim = manifest.entry(crate::vision::models::Role::Embedder, Variant::Fp32)?.dim.unwrap_or(192);
     let gallery_10k = Matcher::new(dim, &synthetic_people(10_000, dim));
-    let policy = MatchPolicy { threshold: config.matching.threshold.unwrap_or(0.5), margin: config.matching.margin };
+    let policy = crate::engine::match_policy(
+        &config.matching,
+        manifest.entry(crate::vision::models::Role::Embedder, Variant::Fp32)?,
+    )?;
     let mut pipeline_figures = Vec::new();
     let mut rss_models = 0.0;
     for &variant in &args.variants {

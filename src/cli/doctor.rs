@@ -13,7 +13,7 @@ use crate::capture::camera::make_source;
 use crate::capture::source::{Next, Shutdown, SourceContext};
 use crate::config::Config;
 use crate::decide::clock::{Clock, MonotonicClock};
-use crate::vision::models::Manifest;
+use crate::vision::models::{Manifest, Role};
 use crate::vision::runtime::Runtime;
 
 mod broker;
@@ -48,6 +48,7 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     ok &= report("clock", check_clock());
     ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
     ok &= report("models", check_models(config));
+    ok &= report("matching", check_matching(config));
     ok &= report("database", check_store(config));
     for camera in &config.cameras {
         ok &= report(&format!("camera {}", camera.name), check_camera(camera, args.camera_timeout));
@@ -107,6 +108,19 @@ fn check_models(config: &Config) -> Result<String> {
         bail!("no {} models in {}", config.models.variant, manifest.dir.display());
     }
     Ok(format!("{checked} {} model file(s) match their SHA-256 in {}", config.models.variant, manifest.dir.display()))
+}
+
+/// The threshold and margin that decide who is "someone enrolled": refused below the embedder's floor.
+fn check_matching(config: &Config) -> Result<String> {
+    let manifest = Manifest::load(&config.models_dir())?;
+    let embedder = manifest.entry(Role::Embedder, config.models.variant)?;
+    let policy = crate::engine::match_policy(&config.matching, embedder)?;
+    Ok(format!(
+        "threshold {} (floor {}), margin {}",
+        policy.threshold,
+        embedder.min_threshold.unwrap_or(policy.threshold),
+        policy.margin
+    ))
 }
 
 fn check_store(config: &Config) -> Result<String> {

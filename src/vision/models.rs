@@ -89,6 +89,10 @@ pub struct ModelEntry {
     pub dim: Option<usize>,
     /// Default cosine-similarity threshold for a match (embedder only).
     pub default_threshold: Option<f32>,
+    /// Lowest threshold a site may configure (embedder only): below it strangers' faces start to
+    /// match enrolled people, so a lower `matching.threshold` is refused, not obeyed.
+    #[serde(default)]
+    pub min_threshold: Option<f32>,
 }
 
 impl ModelEntry {
