@@ -73,23 +73,11 @@ pub fn enroll(
     templates: &[NewTemplate],
     mode: Mode,
 ) -> Result<Enrolled> {
-    let name = crate::act::store::check_person_name(name)?;
     if templates.is_empty() {
         bail!("enrolment needs at least one photo");
     }
-    let existing = store.find_person(name)?;
-    match (&existing, mode) {
-        (Some(p), Mode::New) => bail!(
-            "`{}` is already enrolled (#{}): to add photos to them say so (append), or choose another name",
-            p.name,
-            p.id
-        ),
-        (None, Mode::Append) => bail!("no person `{name}` to add photos to; enroll them first"),
-        (Some(p), _) if role.is_some() => {
-            bail!("`{}` exists: enrolment does not change a role; use set_role (`facegate people set-role`)", p.name)
-        }
-        _ => {}
-    }
+    let existing = check_target(store, name, role, mode)?;
+    let name = name.trim();
     refuse_lookalikes(store, engine, existing.as_ref().map(|p| p.name.as_str()).unwrap_or(name), templates)?;
     let model = engine.template_model();
     let (id, created) = match &existing {
@@ -104,6 +92,30 @@ pub fn enroll(
             }
             Err(e)
         }
+    }
+}
+
+/// Checks the name, mode and role before any photo is looked at (cheap, and a refusal costs the
+/// node nothing); returns the existing person, if any.
+pub fn check_target(
+    store: &Store,
+    name: &str,
+    role: Option<Role>,
+    mode: Mode,
+) -> Result<Option<crate::act::store::PersonRecord>> {
+    let name = crate::act::store::check_person_name(name)?;
+    let existing = store.find_person(name)?;
+    match (&existing, mode) {
+        (Some(p), Mode::New) => bail!(
+            "`{}` is already enrolled (#{}): to add photos to them say so (append), or choose another name",
+            p.name,
+            p.id
+        ),
+        (None, Mode::Append) => bail!("no person `{name}` to add photos to; enroll them first"),
+        (Some(p), _) if role.is_some() => {
+            bail!("`{}` exists: enrolment does not change a role; use set_role (`facegate people set-role`)", p.name)
+        }
+        _ => Ok(existing),
     }
 }
 

@@ -352,6 +352,8 @@ impl NodeApi {
     }
 
     fn do_enroll(&mut self, r: EnrollRequest) -> anyhow::Result<Value> {
+        let mode = if r.append { crate::enroll::Mode::Append } else { crate::enroll::Mode::New };
+        crate::enroll::check_target(&self.store, &r.name, r.role, mode)?;
         if self.engine.is_none() {
             self.engine = Some(Engine::open(&self.config)?);
         }
@@ -359,7 +361,6 @@ impl NodeApi {
         let photos: Vec<(String, Vec<u8>)> =
             r.images.into_iter().enumerate().map(|(i, b)| (format!("photo {}", i + 1), b)).collect();
         let templates = crate::enroll::templates_from_photos(engine, &photos)?;
-        let mode = if r.append { crate::enroll::Mode::Append } else { crate::enroll::Mode::New };
         let done = crate::enroll::enroll(&mut self.store, engine, &r.name, r.role, &templates, mode)?;
         Ok(serde_json::to_value(done)?)
     }

@@ -5,9 +5,12 @@
 //! ([`crate::access::Keyring`]: key, timestamp, nonce, HMAC over every field) that makes the
 //! caller an [`Actor`], then [`Api::execute`], which checks the actor's scope. Unsigned commands
 //! are refused, except `open_door` under `mqtt.remote_open = "broker_acl"`. Whatever a client
-//! sends, the answer is a reply `{ok: false, error}` (or, documented, no reply for a payload
-//! too broken to name a request id... which still gets one on `reply/_invalid`) and a warning
-//! in the log with outside text escaped, never a panic or a state change.
+//! sends, the answer is a reply `{ok: false, error}` (on `reply/_invalid` when no request id
+//! could be read) and a warning in the log with outside text escaped, never a panic or a state
+//! change. (A command arriving while 32 others wait is dropped without a reply, counted in
+//! `rejected_commands`.) Retained commands are refused when the broker flags them retained, i.e.
+//! whenever one would re-run on a (re)subscribe; MQTT 3.1.1 does not flag a live delivery, but
+//! a signed command runs at most once anyway (its nonce is spent).
 
 use anyhow::Result;
 use base64::Engine as _;
@@ -315,8 +318,9 @@ impl Commands {
             return Err(Refusal::Checks("remote opening is disabled on this node (mqtt.remote_open = \"off\")".into()));
         }
         let broker_acl = name == "open_door" && self.rules.remote_open == RemoteOpen::BrokerAcl;
-        // Home Assistant's button and lock send a fixed word, not JSON.
-        if broker_acl && ["PRESS", "UNLOCK", "OPEN", ""].contains(&String::from_utf8_lossy(payload).trim()) {
+        // Home Assistant's button and lock send a fixed word, not JSON. (Never the empty payload:
+        // that is what clears a retained message.)
+        if broker_acl && ["PRESS", "UNLOCK", "OPEN"].contains(&String::from_utf8_lossy(payload).trim()) {
             *request_id = UNSIGNED_REQUEST_ID.into();
             let actor = Actor::new(BROKER_ACL_ACTOR, Scopes::of(&[Scope::Door]), Via::Mqtt);
             return self.api.execute(&actor, Request::OpenDoor { door: None }).map_err(Refusal::Api);
