@@ -33,6 +33,19 @@ struct Listener {
     client: Client,
     rx: Receiver<Message>,
     prefix: String,
+    node: String,
+}
+
+/// The secret of every test key (`k-<request id>`, scope admin: one key per request, so the
+/// per-key rate limits of snapshot and reload_config do not interfere).
+const SECRET: &[u8] = b"service-test-secret-0123456789";
+
+/// Adds a key `k-<id>` for each request id to the node's database.
+fn add_keys(db: &Path, ids: &[&str]) {
+    let mut store = facegate::act::store::Store::open(db).unwrap();
+    for id in ids {
+        store.add_key(&format!("k-{id}"), SECRET, "admin").unwrap();
+    }
 }
 
 impl Listener {
@@ -59,7 +72,7 @@ impl Listener {
                 }
             }
         });
-        Listener { client, rx, prefix }
+        Listener { client, rx, prefix, node: node.to_string() }
     }
 
     /// Waits for the first message (topic relative to the node) that `pick` accepts.
@@ -80,9 +93,25 @@ impl Listener {
         }
     }
 
-    /// Sends a command and returns its reply.
+    /// Sends a command (signed with key `k-<request_id>`, except the unsigned `open_door` that
+    /// `remote_open = "broker_acl"` allows) and returns its reply.
     fn command(&self, name: &str, request_id: &str, mut args: Value) -> Value {
         args["request_id"] = json!(request_id);
+        if name != "open_door" {
+            let mut map = args.as_object().unwrap().clone();
+            let now = jiff::Timestamp::now().as_second();
+            let key = format!("k-{request_id}");
+            facegate::access::sign_payload(
+                &self.node,
+                name,
+                &mut map,
+                &key,
+                SECRET,
+                now,
+                &format!("nonce-{request_id}"),
+            );
+            args = Value::Object(map);
+        }
         let topic = format!("{}cmd/{name}", self.prefix);
         self.client.publish(topic, QoS::AtLeastOnce, false, args.to_string()).unwrap();
         let reply_topic = format!("reply/{request_id}");
@@ -181,6 +210,7 @@ fn the_running_node_publishes_snapshots_presence_and_reloads_its_config() {
     let config = dir.path().join("node.toml");
     let db = dir.path().join("node.db");
     write_config(&config, &node, &db, "Lobby", DRY_RUN);
+    add_keys(&db, &["snap1", "snap2", "reload1", "reload2", "reload3"]);
     let listener = Listener::new(&node);
     let log = dir.path().join("node.log");
     let mut node_process = Node(Some(start(&config, &log)), log.clone());
