@@ -7,8 +7,10 @@ mod doctor;
 mod door;
 mod draw;
 mod eval;
+mod keys;
 pub(crate) mod people;
 mod plot;
+mod remote;
 mod run;
 pub mod store;
 
@@ -108,6 +110,12 @@ pub enum Command {
     /// Run the appliance: watch the cameras, decide, open doors, record attendance, publish
     /// events. Without --config it runs the built-in demo (board/demo.toml).
     Run(run::RunArgs),
+    /// Client keys that sign commands: `keys add NAME --scope door,manage` prints the secret once.
+    Keys(keys::KeysArgs),
+    /// Sign and send a command to a node over MQTT, wait for the reply and print it.
+    Cmd(remote::CmdArgs),
+    /// MQTT helpers: `mqtt acl` prints a mosquitto ACL and password-file snippet for this node.
+    Mqtt(remote::MqttArgs),
     /// Check that this node is ready: config, ONNX Runtime, models, database, cameras, relays,
     /// broker, clock. One line per check with a fix; exit code 0 only when all pass.
     Doctor(doctor::DoctorArgs),
@@ -183,5 +191,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(args) => store::forget(&config, args),
         Command::StoreTorture(args) => store::torture(&config, args),
         Command::Door(args) => door::run(&config, args),
+        Command::Keys(args) => keys::run(&config, args),
+        Command::Cmd(args) => remote::cmd(&config, args),
+        Command::Mqtt(args) => remote::mqtt(&config, args),
     }
 }

@@ -11,7 +11,6 @@
 //! releases every relay (they also release themselves when dropped, on panic or on a stall).
 
 pub mod act_stage;
-pub mod commands;
 pub mod config;
 pub mod stats;
 pub mod systemd;
@@ -273,15 +272,17 @@ fn run_pipeline(
     let door_events = doors.values().map(|d| d.events()).collect();
     let mqtt = if config.mqtt.enabled {
         let info = discovery_info(config, &node, &store)?;
-        let handler = commands::ServiceCommands::new(
+        let api = crate::api::NodeApi::new(
             config.clone(),
             Store::open_config(&config.store)?,
             doors.clone(),
-            commands::Reload { source: options.reload.clone(), control: control.clone() },
+            crate::api::Reload { source: options.reload.clone(), control: control.clone() },
             Arc::clone(&snapshot_requests),
         );
+        let keyring =
+            crate::access::Keyring::new(Store::open_config(&config.store)?, &node, config.mqtt.max_clock_skew_s);
         let outbox = Box::new(Store::open_config(&config.store)?);
-        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, Box::new(handler), info)?)
+        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, keyring, Box::new(api), info)?)
     } else {
         log::info!("MQTT is off ([mqtt] enabled = false): events stay in the outbox until it is enabled");
         None

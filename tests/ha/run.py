@@ -271,7 +271,7 @@ def write_config(workdir, mqtt_port, remote_open=True, back_door=True):
     text = text.replace('path = "../.demo/facegate-ha.db"', f'path = "{workdir}/facegate.db"')
     text = text.replace('"../', f'"{REPO}/')
     if not remote_open:
-        text = text.replace("remote_open = true", "remote_open = false")
+        text = text.replace('remote_open = "broker_acl"', 'remote_open = "off"')
     if not back_door:
         text = text.split("# door \"back\"")[0]
     path = workdir / "facegate.toml"

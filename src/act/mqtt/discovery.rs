@@ -57,17 +57,17 @@ pub struct DiscoveryInfo {
     pub configuration_url: Option<String>,
 }
 
-/// The `open_door` request a lock press sends: a fresh request id and nonce (microseconds plus a
-/// random number below HA's 100,000-item range limit), unsigned. Whether it opens is the
-/// node's remote-open policy's decision; `LOCK` sends a request the node refuses (the door
-/// locks itself when the pulse ends), so it never opens anything.
+/// The `open_door` request a lock press sends: unsigned JSON with a fresh request id (so the
+/// reply has its own topic), made of the time in microseconds and a random number (HA refuses
+/// ranges over 100,000 items). Whether it opens is the node's `mqtt.remote_open` policy's call
+/// (`broker_acl`: the broker's ACL decides who may publish). `LOCK` sends a request the node
+/// refuses with a reply (the door locks itself when the pulse ends), so it never opens.
 fn lock_command_template(door: &str) -> String {
     let id = "ha-{{ (now().timestamp() * 1000000) | int }}-{{ range(10000, 99999) | random }}";
     let door = serde_json::to_string(door).unwrap_or_else(|_| "\"\"".into());
     format!(
         "{{% if value == 'LOCK' %}}{{\"request_id\":\"{id}\",\"door\":{door},\"lock\":true}}\
-         {{% else %}}{{\"request_id\":\"{id}\",\"door\":{door},\"ts\":{{{{ now().timestamp() | int }}}},\
-         \"nonce\":\"{id}\"}}{{% endif %}}"
+         {{% else %}}{{\"request_id\":\"{id}\",\"door\":{door}}}{{% endif %}}"
     )
 }
 
@@ -408,7 +408,7 @@ mod tests {
         assert_eq!(lock["device"]["suggested_area"], json!("Main entrance"));
         assert_eq!(lock["device"]["via_device"], json!("facegate_door1"));
         let template = lock["command_template"].as_str().unwrap();
-        assert!(template.contains("\"door\":\"main\"") && template.contains("nonce"), "{template}");
+        assert!(template.contains("\"door\":\"main\"") && template.contains("request_id"), "{template}");
         let events = get(&all, "homeassistant/event/door1/door_main_event/config");
         assert_eq!(events["event_types"], json!(["pulse", "forced", "held_open", "stalled"]));
         let contact = get(&all, "homeassistant/binary_sensor/door1/door_main_contact/config");
