@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use facegate::access::{Actor, Keyring, sign_payload};
 use facegate::act::events::{DoorKind, EventBuilder};
-use facegate::act::mqtt::{DiscoveryInfo, MqttConfig, MqttService};
+use facegate::act::mqtt::{CameraInfo, DiscoveryInfo, DoorInfo, MqttConfig, MqttService};
 use facegate::act::store::{Store, StoreConfig};
 use facegate::act::{Outbox, PendingEvent};
 use facegate::api::{Api, ApiError, ApiResult, ErrorKind, Request};
@@ -113,8 +113,9 @@ fn info() -> DiscoveryInfo {
         name: "Door 1".into(),
         model: "facegate".into(),
         sw_version: "test".into(),
-        doors: vec!["main".into()],
-        cameras: vec!["front".into()],
+        doors: vec![DoorInfo { name: "main".into(), contact: true, location: None }],
+        cameras: vec![CameraInfo { name: "front".into(), location: "Front".into() }],
+        ..DiscoveryInfo::default()
     }
 }
 

@@ -129,6 +129,8 @@ pub struct AuditInfo {
 pub struct Heartbeat {
     pub uptime_s: u64,
     pub counters: BTreeMap<String, u64>,
+    /// The recognition model in use (e.g. `fp32`), for Home Assistant's diagnostics.
+    pub model: Option<String>,
 }
 
 /// Where a person was last seen.
@@ -225,7 +227,39 @@ impl EventBuilder {
             }
             DoorKind::Forced | DoorKind::Stalled => ("event", false),
         };
+        if sub == "event" {
+            // For Home Assistant's event entity, like `decision`.
+            body["event_type"] = json!(kind.as_str());
+        }
         self.event(format!("door/{}/{sub}", topic_level(door)), kind.as_str(), at, body, retain)
+    }
+
+    /// A `pulse` given because `person` was recognised: the door event says who went in.
+    pub fn pulse_for(&self, door: &str, ms: u64, person: &PersonRef, at: Timestamp) -> OutboxEvent {
+        let mut e = self.door(door, &DoorKind::Pulse { ms, by: "face".into() }, at);
+        if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&e.payload) {
+            body.insert("person".into(), person_json(person));
+            e.payload = Value::Object(body).to_string().into_bytes();
+        }
+        e
+    }
+
+    /// `door/<door>/lock` (retained): `locked`, `unlocked` (relay energised) or `open` (energised
+    /// and the contact reads open), the state of Home Assistant's lock entity.
+    pub fn lock_state(&self, door: &str, state: &str, at: Timestamp) -> OutboxEvent {
+        let body = json!({ "door": door, "state": state });
+        self.event(format!("door/{}/lock", topic_level(door)), "lock", at, body, true)
+    }
+
+    /// `person/<id>/location` (retained, plain text): the location of the camera that last saw
+    /// the person, the state of Home Assistant's presence entity.
+    pub fn person_location(&self, person_id: i64, location: &str) -> OutboxEvent {
+        OutboxEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            topic: format!("person/{person_id}/location"),
+            payload: location.as_bytes().to_vec(),
+            retain: true,
+        }
     }
 
     /// `camera/<camera>/state` (retained): online or offline with the reason, and the frame rate.
@@ -248,7 +282,7 @@ impl EventBuilder {
 
     /// `heartbeat`: uptime and counters, published periodically by the service.
     pub fn heartbeat(&self, h: &Heartbeat, at: Timestamp) -> OutboxEvent {
-        let body = json!({ "uptime_s": h.uptime_s, "counters": h.counters });
+        let body = json!({ "uptime_s": h.uptime_s, "counters": h.counters, "model": h.model });
         self.event("heartbeat".into(), "heartbeat", at, body, false)
     }
 
@@ -388,6 +422,31 @@ mod tests {
     }
 
     #[test]
+    fn home_assistant_gets_event_types_lock_states_who_and_locations() {
+        let b = EventBuilder::new("door1");
+        let e = b.door("main", &DoorKind::Forced, at());
+        assert_eq!(parse(&e)["event_type"], json!("forced"));
+        assert!(parse(&b.door("main", &DoorKind::Open, at())).get("event_type").is_none(), "contact is a state");
+        let e = b.pulse_for("main", 3000, &ada(), at());
+        let v = parse(&e);
+        assert_eq!(
+            (e.topic.as_str(), v["event_type"].clone(), v["by"].clone()),
+            ("door/main/event", json!("pulse"), json!("face"))
+        );
+        assert_eq!(v["person"]["name"], json!("Ada"));
+        let e = b.lock_state("main", "unlocked", at());
+        assert_eq!(
+            (e.topic.as_str(), e.retain, parse(&e)["state"].clone()),
+            ("door/main/lock", true, json!("unlocked"))
+        );
+        let e = b.person_location(7, "Main entrance");
+        assert_eq!(
+            (e.topic.as_str(), e.retain, e.payload.as_slice()),
+            ("person/7/location", true, b"Main entrance".as_slice())
+        );
+    }
+
+    #[test]
     fn camera_presence_heartbeat_and_last_seen() {
         let b = EventBuilder::new("door1");
         let cam = CameraState {
@@ -409,7 +468,7 @@ mod tests {
         assert_eq!((e.topic.as_str(), e.retain), ("camera/front/face", true));
         assert_eq!(parse(&e)["present"], json!(true));
 
-        let h = Heartbeat { uptime_s: 60, counters: [("decisions".to_string(), 3)].into() };
+        let h = Heartbeat { uptime_s: 60, counters: [("decisions".to_string(), 3)].into(), model: None };
         let e = b.heartbeat(&h, at());
         assert_eq!(e.topic, "heartbeat");
         assert_eq!(parse(&e)["counters"]["decisions"], json!(3));

@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::Heartbeat;
 use super::stats::ServiceStats;
 use super::vision_stage::{CameraDecision, VisionOutput};
-use crate::act::door::{Door, DoorEvent, DoorEventKind};
+use crate::act::door::{ContactState, Door, DoorEvent, DoorEventKind};
 use crate::act::events::{self, DecisionInfo, DecisionKind, DoorKind, EventBuilder, LastSeen, PersonRef};
 use crate::act::store::{AccessEvent, EventKind, Store};
 use crate::act::{Outbox, OutboxEvent};
@@ -36,6 +36,28 @@ pub struct ActStage {
     pub hub: Arc<FrameHub>,
     /// Seconds between heartbeat events (0 = none).
     pub heartbeat_every: Duration,
+    /// The recognition model variant, reported in the heartbeat.
+    pub model: String,
+}
+
+/// What a door's lock state is made of, followed from its events (not read later, which would
+/// miss a short pulse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DoorView {
+    energised: bool,
+    contact: Option<ContactState>,
+}
+
+impl DoorView {
+    /// Home Assistant's lock state: `unlocked` while the relay is energised, `open` while it is
+    /// and the door stands open, `locked` otherwise.
+    fn lock_state(self) -> &'static str {
+        match (self.energised, self.contact) {
+            (true, Some(ContactState::Open)) => "open",
+            (true, _) => "unlocked",
+            (false, _) => "locked",
+        }
+    }
 }
 
 /// What the stage concluded about one decision.
@@ -50,6 +72,7 @@ impl ActStage {
     /// Runs until the vision stage hangs up, then drains what is left.
     pub fn run(mut self, input: Receiver<VisionOutput>) -> Result<()> {
         let mut camera_states: Vec<Option<bool>> = vec![None; self.cameras.len()];
+        let mut views = self.publish_door_states();
         let started = std::time::Instant::now();
         let mut last_heartbeat = std::time::Instant::now();
         loop {
@@ -74,7 +97,7 @@ impl ActStage {
                 Err(RecvTimeoutError::Timeout) => false,
                 Err(RecvTimeoutError::Disconnected) => true,
             };
-            self.publish_door_events();
+            self.publish_door_events(&mut views);
             let beat_due = !self.heartbeat_every.is_zero() && last_heartbeat.elapsed() >= self.heartbeat_every;
             // Every heartbeat also refreshes each camera's state and frame rate.
             self.publish_camera_states(&mut camera_states, beat_due);
@@ -96,10 +119,49 @@ impl ActStage {
         }
     }
 
-    fn publish_door_events(&mut self) {
+    /// The doors' current lock and contact states, published (retained) at start. The door
+    /// threads were subscribed to before this runs, so a contact reading made before is in
+    /// `state()` and one made after arrives as an event: the first reading is never lost.
+    fn publish_door_states(&mut self) -> HashMap<String, DoorView> {
+        let mut out = Vec::new();
+        let mut views = HashMap::new();
+        let now = jiff::Timestamp::now();
+        let mut names: Vec<&String> = self.doors.keys().collect();
+        names.sort();
+        for name in names {
+            let state = self.doors[name].state();
+            let view = DoorView { energised: state.energised, contact: state.contact };
+            out.push(self.events.lock_state(name, view.lock_state(), now));
+            if let Some(contact) = state.contact {
+                let kind = if contact == ContactState::Open { DoorKind::Open } else { DoorKind::Closed };
+                out.push(self.events.door(name, &kind, now));
+            }
+            views.insert(name.clone(), view);
+        }
+        if !out.is_empty() {
+            self.enqueue(&out);
+        }
+        views
+    }
+
+    fn publish_door_events(&mut self, views: &mut HashMap<String, DoorView>) {
         let mut out = Vec::new();
         for rx in &self.door_events {
             while let Ok(event) = rx.try_recv() {
+                let at = self.wall_time(event.at);
+                if let Some(view) = views.get_mut(&event.door) {
+                    let before = view.lock_state();
+                    match event.kind {
+                        DoorEventKind::Pulse { .. } => view.energised = true,
+                        DoorEventKind::Released { .. } => view.energised = false,
+                        DoorEventKind::ContactOpen => view.contact = Some(ContactState::Open),
+                        DoorEventKind::ContactClosed => view.contact = Some(ContactState::Closed),
+                        _ => {}
+                    }
+                    if view.lock_state() != before {
+                        out.push(self.events.lock_state(&event.door, view.lock_state(), at));
+                    }
+                }
                 let kind = match event.kind {
                     // Pulses are reported by whoever asked for them (a face here, a remote
                     // command in `commands`), so the event can say who opened the door.
@@ -114,7 +176,7 @@ impl ActStage {
                 if matches!(kind, DoorKind::Forced | DoorKind::HeldOpen { .. } | DoorKind::Stalled) {
                     log::warn!("door {}: {kind:?}", event.door);
                 }
-                out.push(self.events.door(&event.door, &kind, self.wall_time(event.at)));
+                out.push(self.events.door(&event.door, &kind, at));
             }
         }
         if !out.is_empty() {
@@ -154,7 +216,9 @@ impl ActStage {
                 location: camera.location.clone(),
                 online,
                 reason,
-                fps: Some(stats.fps as f32),
+                // No measurement yet (just started) or offline: no value, rather than a 0 in
+                // Home Assistant's statistics.
+                fps: (online && stats.fps > 0.0).then_some(stats.fps as f32),
             };
             out.push(self.events.camera_state(&state, jiff::Timestamp::now()));
         }
@@ -185,7 +249,7 @@ impl ActStage {
             }
             (Err(e), _) | (_, Err(e)) => log::warn!("act: cannot read the outbox counters: {e:#}"),
         }
-        let beat = events::Heartbeat { uptime_s: uptime.as_secs(), counters };
+        let beat = events::Heartbeat { uptime_s: uptime.as_secs(), counters, model: Some(self.model.clone()) };
         let event = self.events.heartbeat(&beat, jiff::Timestamp::now());
         self.enqueue(&[event]);
     }
@@ -225,6 +289,7 @@ impl ActStage {
         }
         out.push(decision);
         if let (Some(person), Some(similarity)) = (person, e.similarity) {
+            out.push(self.events.person_location(person.id, &camera.location));
             let seen = LastSeen { person, camera: camera.name.clone(), location: camera.location.clone(), similarity };
             out.push(self.events.last_seen(&seen, e.at));
         }
@@ -305,6 +370,10 @@ impl ActStage {
                 .map(|p| p.role.to_string()),
             None => None,
         };
+        let person = match (verdict.event.person_id, &verdict.event.person_name, &role) {
+            (Some(id), Some(name), Some(role)) => Some(PersonRef { id, name: name.clone(), role: role.clone() }),
+            _ => None,
+        };
         let outbox = self.outbox_for(&input, &verdict, role);
         if let Err(e) = self.store.record_event(&verdict.event, &outbox) {
             // Fail secure: a door never opens for an event that is not on disk.
@@ -341,8 +410,12 @@ impl ActStage {
             match door.pulse(None) {
                 Ok(receipt) => {
                     ServiceStats::add(&self.stats.pulses, 1);
-                    let pulse = DoorKind::Pulse { ms: receipt.length.as_millis() as u64, by: "face".into() };
-                    let event = self.events.door(door_name, &pulse, self.wall_time(receipt.started));
+                    let ms = receipt.length.as_millis() as u64;
+                    let at = self.wall_time(receipt.started);
+                    let event = match &person {
+                        Some(p) => self.events.pulse_for(door_name, ms, p, at),
+                        None => self.events.door(door_name, &DoorKind::Pulse { ms, by: "face".into() }, at),
+                    };
                     self.enqueue(&[event]);
                     let latency = receipt.started.saturating_sub(input.decision.at);
                     self.stats.record_latency(latency);

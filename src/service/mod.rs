@@ -271,13 +271,7 @@ fn run_pipeline(
     let node = config.mqtt.node();
     let door_events = doors.values().map(|d| d.events()).collect();
     let mqtt = if config.mqtt.enabled {
-        let info = crate::act::mqtt::DiscoveryInfo {
-            name: format!("facegate {node}"),
-            model: "facegate".into(),
-            sw_version: env!("CARGO_PKG_VERSION").into(),
-            doors: config.doors.iter().map(|d| d.name.clone()).collect(),
-            cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
-        };
+        let info = discovery_info(config, &node, &store)?;
         let api = crate::api::NodeApi::new(
             config.clone(),
             Store::open_config(&config.store)?,
@@ -298,6 +292,7 @@ fn run_pipeline(
         door_events,
         hub: Arc::clone(&hub),
         heartbeat_every: Duration::from_secs(config.service.status_interval_s),
+        model: config.models.variant.to_string(),
         store,
         cameras: config.cameras.clone(),
         doors: doors.clone(),
@@ -410,6 +405,44 @@ fn run_pipeline(
         latency_ms: stats.latency(),
     };
     Ok((summary, ended))
+}
+
+/// What Home Assistant is told about this node: its doors (with a contact or not, located where
+/// the camera that opens them is), cameras, and the people who get a presence entity.
+fn discovery_info(config: &Config, node: &str, store: &Store) -> Result<crate::act::mqtt::DiscoveryInfo> {
+    use crate::act::mqtt::{CameraInfo, DiscoveryInfo, DoorInfo, PersonInfo};
+    let people = store
+        .people()?
+        .into_iter()
+        .filter(|p| config.mqtt.presence_watchlist || p.role != crate::decide::policy::Role::Watchlist)
+        .map(|p| PersonInfo { id: p.id, name: p.name })
+        .collect();
+    Ok(DiscoveryInfo {
+        name: format!("facegate {node}"),
+        model: "facegate".into(),
+        sw_version: env!("CARGO_PKG_VERSION").into(),
+        doors: config
+            .doors
+            .iter()
+            .map(|d| DoorInfo {
+                name: d.name.clone(),
+                contact: d.contact.is_some(),
+                location: config
+                    .cameras
+                    .iter()
+                    .find(|c| c.door.as_deref() == Some(d.name.as_str()))
+                    .map(|c| c.location.clone()),
+            })
+            .collect(),
+        cameras: config
+            .cameras
+            .iter()
+            .map(|c| CameraInfo { name: c.name.clone(), location: c.location.clone() })
+            .collect(),
+        people,
+        snapshots: config.mqtt.snapshots,
+        configuration_url: config.mqtt.configuration_url.clone(),
+    })
 }
 
 fn spawn(name: &str, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<JoinHandle<Result<()>>> {

@@ -56,6 +56,11 @@ pub struct MqttConfig {
     /// First wait before reconnecting, in milliseconds; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Home Assistant: the "Visit" link of the devices (the web console's URL, say).
+    pub configuration_url: Option<String>,
+    /// Home Assistant: watchlist people get a presence entity too (off: only employees and
+    /// visitors are tracked).
+    pub presence_watchlist: bool,
 }
 
 /// `mqtt.remote_open`.
@@ -146,6 +151,8 @@ impl Default for MqttConfig {
             outbox_batch: 64,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
+            configuration_url: None,
+            presence_watchlist: false,
         }
     }
 }
@@ -175,6 +182,8 @@ impl fmt::Debug for MqttConfig {
             .field("outbox_batch", &self.outbox_batch)
             .field("reconnect_min_ms", &self.reconnect_min_ms)
             .field("reconnect_max_ms", &self.reconnect_max_ms)
+            .field("configuration_url", &self.configuration_url)
+            .field("presence_watchlist", &self.presence_watchlist)
             .finish()
     }
 }
@@ -318,6 +327,13 @@ impl MqttConfig {
         if self.reconnect_max_ms > 3_600_000 {
             bail!("mqtt.reconnect_max_ms must be at most 3600000 (one hour) (got {})", self.reconnect_max_ms);
         }
+        if let Some(url) = &self.configuration_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > 2048
+                || url.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            bail!("mqtt.configuration_url must be an http:// or https:// URL without spaces (got `{url}`)");
+        }
         if let Some(tls) = &self.tls {
             if !cfg!(feature = "mqtt-tls") {
                 bail!("mqtt.tls is set but this build has no TLS: rebuild with `cargo build --features mqtt-tls`");
@@ -371,6 +387,7 @@ mod tests {
             ("outbox_batch = 0", "mqtt.outbox_batch"),
             ("reconnect_min_ms = 5000\nreconnect_max_ms = 100", "mqtt.reconnect_min_ms"),
             ("max_payload_bytes = 10", "mqtt.max_payload_bytes"),
+            ("configuration_url = \"ftp://x\"", "mqtt.configuration_url"),
         ] {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(key), "{text}: {err}");

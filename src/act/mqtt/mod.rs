@@ -11,8 +11,9 @@ pub use commands::{CommandRules, Commands, Reply};
 pub use config::{MqttConfig, MqttTls, RemoteOpen};
 pub mod discovery;
 pub mod service;
+mod session_watch;
 
-pub use discovery::DiscoveryInfo;
+pub use discovery::{CameraInfo, DiscoveryInfo, DoorInfo, PersonInfo};
 pub use service::{MemoryOutbox, MqttService, MqttStats};
 
 /// Full topic names for one node: `<prefix>/<node>/...`.

@@ -18,6 +18,7 @@ use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS
 
 use super::commands::{CommandRules, Commands, Reply};
 use super::discovery::{self, DiscoveryInfo};
+use super::session_watch::SessionWatch;
 use super::{MqttConfig, Topics};
 use crate::act::Outbox;
 
@@ -108,16 +109,15 @@ impl MqttService {
         let publisher = Publisher {
             topics,
             batch: config.outbox_batch,
-            discovery: config.discovery.then(|| {
-                let button = config.remote_open() == super::RemoteOpen::BrokerAcl;
-                discovery::configs(
-                    &Topics::new(&config.prefix, &config.node()),
-                    &config.discovery_prefix,
-                    &info,
-                    button,
-                )
-            }),
+            discovery: if config.discovery {
+                discovery::configs(&Topics::new(&config.prefix, &config.node()), &config.discovery_prefix, &info)
+            } else {
+                Vec::new()
+            },
+            discovery_prefix: config.discovery_prefix.clone(),
             ha_status: format!("{}/status", config.discovery_prefix),
+            client_id: config.client_id(),
+            sessions: SessionWatch::default(),
             outbox,
             counters: counters.clone(),
             client: None,
@@ -272,8 +272,13 @@ fn command_thread(
 struct Publisher {
     topics: Topics,
     batch: usize,
-    discovery: Option<Vec<(String, Vec<u8>)>>,
+    /// The discovery configs this node publishes (empty with `mqtt.discovery = false`, so every
+    /// config left on the broker from earlier is cleared).
+    discovery: Vec<(String, Vec<u8>)>,
+    discovery_prefix: String,
     ha_status: String,
+    client_id: String,
+    sessions: SessionWatch,
     outbox: Box<dyn Outbox>,
     counters: Arc<Counters>,
     client: Option<AsyncClient>,
@@ -398,7 +403,11 @@ impl Publisher {
     fn on_net(&mut self, m: Net) {
         match m {
             Net::Session(client) => self.client = Some(client),
-            Net::Down(why) => {
+            Net::Down(mut why) => {
+                if let Some(warning) = self.sessions.closed(Instant::now(), &self.client_id) {
+                    log::warn!("mqtt: {warning}");
+                    why = format!("{why}; {warning}");
+                }
                 if self.connected {
                     log::warn!("mqtt: connection lost: {why}; reconnecting");
                 } else {
@@ -444,18 +453,23 @@ impl Publisher {
             *last = None;
         }
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        self.sessions.connected(Instant::now());
         if let Some(client) = &self.client {
             let _ = client.try_subscribe(self.topics.cmd_filter(), QoS::AtLeastOnce);
-            if self.discovery.is_some() {
+            if !self.discovery.is_empty() {
                 let _ = client.try_subscribe(self.ha_status.clone(), QoS::AtLeastOnce);
             }
+            // The broker hands back every retained config of this node: what this node no longer
+            // publishes (a removed door, a camera, the old button) is cleared in on_message.
+            let filter = discovery::config_filter(&self.discovery_prefix, &self.topics.node);
+            let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
         }
         self.send(self.topics.status(), b"online".to_vec(), true, None);
         self.publish_discovery();
     }
 
     fn publish_discovery(&mut self) {
-        for (topic, payload) in self.discovery.clone().unwrap_or_default() {
+        for (topic, payload) in self.discovery.clone() {
             self.send(topic, payload, true, None);
         }
     }
@@ -465,6 +479,13 @@ impl Publisher {
             if payload == b"online" {
                 log::info!("mqtt: Home Assistant came online; publishing discovery again");
                 self.publish_discovery();
+            }
+            return;
+        }
+        if discovery::is_config_topic(&self.discovery_prefix, &self.topics.node, topic) {
+            if discovery::is_stale(&self.discovery, &self.topics.node, topic, &payload) {
+                log::info!("mqtt: removing Home Assistant entity {topic}: this node no longer has it");
+                self.send(topic.to_string(), Vec::new(), true, None);
             }
             return;
         }
