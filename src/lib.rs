@@ -16,3 +16,4 @@ pub mod paths;
 pub mod service;
 pub mod sysinfo;
 pub mod vision;
+pub mod web;

@@ -171,6 +171,12 @@ impl EventBuilder {
         OutboxEvent { event_id, topic, payload: Value::Object(map).to_string().into_bytes(), retain }
     }
 
+    /// `audit`: who changed what through which interface (the web console's trail).
+    pub fn audit(&self, actor: &str, via: &str, action: &str, target: &str, at: Timestamp) -> OutboxEvent {
+        let body = json!({ "actor": actor, "via": via, "action": action, "target": target });
+        self.event("audit".into(), "audit", at, body, false)
+    }
+
     /// `decision`: granted, denied (with `reason`), unknown or alert, with the evidence.
     /// `event_type` repeats `kind` for Home Assistant's event entity.
     pub fn decision(&self, d: &DecisionInfo, at: Timestamp) -> OutboxEvent {

@@ -1,11 +1,12 @@
 //! Command-line interface: argument parsing and one module per command.
 
+mod admin;
 mod bench;
 mod demo;
 mod detect;
 mod doctor;
 mod door;
-mod draw;
+pub(crate) mod draw;
 mod eval;
 pub(crate) mod people;
 mod plot;
@@ -108,6 +109,8 @@ pub enum Command {
     /// Run the appliance: watch the cameras, decide, open doors, record attendance, publish
     /// events. Without --config it runs the built-in demo (board/demo.toml).
     Run(run::RunArgs),
+    /// Web console administrators: `admin add NAME` (password from standard input), passwd, remove, list.
+    Admin(admin::AdminArgs),
     /// Check that this node is ready: config, ONNX Runtime, models, database, cameras, relays,
     /// broker, clock. One line per check with a fix; exit code 0 only when all pass.
     Doctor(doctor::DoctorArgs),
@@ -183,5 +186,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(args) => store::forget(&config, args),
         Command::StoreTorture(args) => store::torture(&config, args),
         Command::Door(args) => door::run(&config, args),
+        Command::Admin(args) => admin::run(&config, args),
     }
 }

@@ -6,6 +6,7 @@
 //! `busy_timeout` for each other, and the service notices CLI edits through
 //! [`Store::change_counter`].
 
+mod admins;
 mod events;
 mod outbox;
 mod people;
@@ -21,8 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::gallery::TemplateModel;
 
-pub use events::{AccessEvent, DayAttendance, EventKind};
-pub use people::{ForgetReport, PersonRecord};
+pub use admins::AdminRecord;
+pub use events::{AccessEvent, DayAttendance, EventFilter, EventKind};
+pub use people::{ForgetReport, PersonRecord, check_name as check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;
 pub use templates::NewTemplate;
 

@@ -62,7 +62,7 @@ fn person_record(raw: PersonRow) -> Result<PersonRecord> {
 }
 
 /// Trims a name and refuses ones that could not be told apart from an id or would break output.
-pub(super) fn check_name(name: &str) -> Result<&str> {
+pub fn check_name(name: &str) -> Result<&str> {
     let name = name.trim();
     if name.is_empty() {
         bail!("a person's name cannot be empty");

@@ -77,6 +77,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE people ADD COLUMN doors TEXT NOT NULL DEFAULT 'all' CHECK (length(trim(doors)) > 0);
     ",
+    // web console: administrator accounts (argon2 PHC strings, never plain passwords).
+    "
+    CREATE TABLE admins (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(trim(name)) > 0),
+        hash     TEXT NOT NULL CHECK (hash LIKE '$argon2%'),
+        created  TEXT NOT NULL,
+        updated  TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.
