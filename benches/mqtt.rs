@@ -13,7 +13,7 @@
 #[path = "../tests/common/mqtt.rs"]
 #[allow(dead_code)]
 mod common;
-use common::{BrokerProcess, NoCommands, decision, recorded};
+use common::{BrokerProcess, NoCommands, decision, no_keys_anywhere, recorded};
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,8 @@ fn start(outbox: Box<dyn Outbox>, (host, port): (String, u16), run: &str) -> Mqt
         reconnect_max_ms: 200,
         ..MqttConfig::default()
     };
-    MqttService::start(&config, outbox, Box::new(NoCommands), DiscoveryInfo::default()).expect("start")
+    MqttService::start(&config, outbox, no_keys_anywhere(), Box::new(NoCommands), DiscoveryInfo::default())
+        .expect("start")
 }
 
 fn wait(what: &str, mut done: impl FnMut() -> bool) {

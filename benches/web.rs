@@ -64,9 +64,16 @@ fn main() {
     config.web.enabled = true;
     config.web.tls = false;
     config.web.bind = "127.0.0.1:0".into();
-    let state = Arc::new(
-        WebState::new(&config, Store::open(&path).unwrap(), HashMap::new(), LiveFeed::start(0, 5.0), None).unwrap(),
+    let reload = facegate::api::Reload { source: None, control: Default::default() };
+    let api = facegate::api::NodeApi::new(
+        config.clone(),
+        Store::open(&path).unwrap(),
+        HashMap::new(),
+        reload,
+        Default::default(),
     );
+    let state =
+        Arc::new(WebState::new(&config, Store::open(&path).unwrap(), api, LiveFeed::start(0, 5.0), None).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let login = Request::post("/login")

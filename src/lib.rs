@@ -4,12 +4,15 @@
 //! capture of still images, the vision core (MTCNN, alignment, MobileFaceNet on ONNX Runtime),
 //! the gallery and matching, evaluation metrics and the command line.
 
+pub mod access;
 pub mod act;
+pub mod api;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod engine;
+pub mod enroll;
 pub mod eval;
 pub mod gallery;
 pub mod paths;

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use facegate::access::{Actor, Keyring, sign_payload};
 use facegate::act::events::{DoorKind, EventBuilder};
-use facegate::act::mqtt::commands::{CommandHandler, sign, signed_message};
 use facegate::act::mqtt::{DiscoveryInfo, MqttConfig, MqttService};
 use facegate::act::store::{Store, StoreConfig};
 use facegate::act::{Outbox, PendingEvent};
-use facegate::decide::policy::Role;
+use facegate::api::{Api, ApiError, ApiResult, ErrorKind, Request};
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{Value, json};
 
@@ -64,41 +64,33 @@ struct Handler {
     calls: Arc<Mutex<Vec<String>>>,
 }
 
-impl Handler {
-    fn call(&self, s: String) -> Result<Value> {
-        self.calls.lock().unwrap().push(s);
+/// Records what reached the API (as `actor command`), checking scopes as the real one does.
+impl Api for Handler {
+    fn execute(&mut self, actor: &Actor, request: Request) -> ApiResult {
+        if !actor.may(request.scope()) {
+            return Err(ApiError { kind: ErrorKind::Forbidden, message: "forbidden".into() });
+        }
+        self.calls.lock().unwrap().push(format!("{} {}", actor.name, request.name()));
         Ok(json!({"people": []}))
     }
 }
 
-impl CommandHandler for Handler {
-    fn open_door(&mut self, door: Option<&str>) -> Result<Value> {
-        self.call(format!("open_door {door:?}"))
+const SECRET: &[u8] = b"test-secret-0123456789";
+
+/// A keyring on the node's database with key `ops` (manage, door).
+fn keyring(db: &std::path::Path) -> Keyring {
+    let mut store = Store::open(db).unwrap();
+    if store.key_secret("ops").unwrap().is_none() {
+        store.add_key("ops", SECRET, "manage,door").unwrap();
     }
-    fn enroll(&mut self, name: &str, _: Option<Role>, jpegs: Vec<Vec<u8>>) -> Result<Value> {
-        self.call(format!("enroll {name} {}", jpegs.len()))
-    }
-    fn remove(&mut self, who: &str) -> Result<Value> {
-        self.call(format!("remove {who}"))
-    }
-    fn rename(&mut self, who: &str, new_name: &str) -> Result<Value> {
-        self.call(format!("rename {who} {new_name}"))
-    }
-    fn list_people(&mut self) -> Result<Value> {
-        self.call("list_people".into())
-    }
-    fn set_role(&mut self, who: &str, role: Role) -> Result<Value> {
-        self.call(format!("set_role {who} {role}"))
-    }
-    fn reload_config(&mut self) -> Result<Value> {
-        self.call("reload_config".into())
-    }
-    fn snapshot(&mut self, camera: Option<&str>) -> Result<Value> {
-        self.call(format!("snapshot {camera:?}"))
-    }
+    Keyring::new(store, "door1", 30)
 }
 
-const SECRET: &str = "test-secret-0123456789";
+fn signed(name: &str, payload: Value, ts: i64, nonce: &str) -> String {
+    let mut p = payload.as_object().unwrap().clone();
+    sign_payload("door1", name, &mut p, "ops", SECRET, ts, nonce);
+    Value::Object(p).to_string()
+}
 
 fn config(port: u16, prefix: &str) -> MqttConfig {
     MqttConfig {
@@ -109,8 +101,7 @@ fn config(port: u16, prefix: &str) -> MqttConfig {
         client_id: Some(format!("{prefix}-node")),
         prefix: prefix.into(),
         discovery_prefix: format!("{prefix}ha"),
-        remote_open: true,
-        hmac_secret: Some(SECRET.into()),
+        remote_open: facegate::act::mqtt::RemoteOpen::Signed,
         reconnect_min_ms: 50,
         reconnect_max_ms: 400,
         ..MqttConfig::default()
@@ -138,7 +129,8 @@ fn events_status_discovery_and_commands_over_a_real_broker() {
     let mut store = Store::open(&db).unwrap();
     let handler = Handler::default();
     let outbox = Box::new(Store::open(&db).unwrap());
-    let svc = MqttService::start(&config(broker().1, &prefix), outbox, Box::new(handler.clone()), info()).unwrap();
+    let svc = MqttService::start(&config(broker().1, &prefix), outbox, keyring(&db), Box::new(handler.clone()), info())
+        .unwrap();
 
     let (status, retained) = wait_for(rx, &format!("{base}/status"));
     assert_eq!((status.as_slice(), retained), (b"online".as_slice(), false), "live status message");
@@ -173,7 +165,8 @@ fn events_status_discovery_and_commands_over_a_real_broker() {
     let cmd = |name: &str, payload: String| {
         ha.publish(format!("{base}/cmd/{name}"), QoS::AtLeastOnce, false, payload).unwrap();
     };
-    cmd("list_people", r#"{"request_id":"q1"}"#.into());
+    let ts = jiff::Timestamp::now().as_second();
+    cmd("list_people", signed("list_people", json!({"request_id":"q1"}), ts, "nonce-000001"));
     let (r, _) = wait_for(rx, &format!("{base}/reply/q1"));
     assert_eq!(serde_json::from_slice::<Value>(&r).unwrap()["ok"], json!(true));
     cmd("enroll", r#"{"request_id":"q2","name":"x","images":["not base64!"]}"#.into());
@@ -182,21 +175,18 @@ fn events_status_discovery_and_commands_over_a_real_broker() {
     cmd("list_people", "{oops".into());
     let r: Value = serde_json::from_slice(&wait_for(rx, &format!("{base}/reply/_invalid")).0).unwrap();
     assert!(r["error"].as_str().unwrap().contains("JSON"), "{r}");
-    let ts = jiff::Timestamp::now().as_second();
-    let sig = sign(SECRET.as_bytes(), &signed_message("door1", "q3", None, ts, "nonce-abcdef"));
-    let open = json!({"request_id":"q3","ts":ts,"nonce":"nonce-abcdef","sig":sig}).to_string();
+    let open = signed("open_door", json!({"request_id":"q3"}), ts, "nonce-abcdef");
     cmd("open_door", open.clone());
     let r: Value = serde_json::from_slice(&wait_for(rx, &format!("{base}/reply/q3")).0).unwrap();
     assert_eq!(r["ok"], json!(true), "{r}");
     cmd("open_door", open);
     let r: Value = serde_json::from_slice(&wait_for(rx, &format!("{base}/reply/q3")).0).unwrap();
     assert!(r["error"].as_str().unwrap().contains("replayed"), "{r}");
-    let stale = json!({"request_id":"q4","ts":ts - 600,"nonce":"nonce-zzzzzz",
-        "sig": sign(SECRET.as_bytes(), &signed_message("door1", "q4", None, ts - 600, "nonce-zzzzzz"))});
-    cmd("open_door", stale.to_string());
+    let stale = signed("open_door", json!({"request_id":"q4"}), ts - 600, "nonce-zzzzzz");
+    cmd("open_door", stale);
     let r: Value = serde_json::from_slice(&wait_for(rx, &format!("{base}/reply/q4")).0).unwrap();
     assert!(r["error"].as_str().unwrap().contains("timestamp"), "{r}");
-    assert_eq!(*handler.calls.lock().unwrap(), ["list_people", "open_door None"]);
+    assert_eq!(*handler.calls.lock().unwrap(), ["ops list_people", "ops open_door"]);
     wait_until("rejections are counted", || svc.stats().rejected_commands == 4);
     svc.stop();
     let (status, _) = wait_for(rx, &format!("{base}/status"));
@@ -291,7 +281,7 @@ fn broker_killed_while_1000_decisions_happen_then_restarted_loses_nothing() {
     let outbox = Gated { store: Store::open(&db).unwrap(), open: open.clone() };
     let mut cfg = config(broker.port, &prefix);
     cfg.discovery = false;
-    let svc = MqttService::start(&cfg, Box::new(outbox), Box::new(Handler::default()), info()).unwrap();
+    let svc = MqttService::start(&cfg, Box::new(outbox), keyring(&db), Box::new(Handler::default()), info()).unwrap();
     let b = EventBuilder::new("door1");
     let mut events = Vec::new();
     let (row, out) = recorded(&b, 0, 1);
@@ -334,7 +324,7 @@ fn kill_test_child() {
     cfg.discovery = false;
     cfg.outbox_batch = 16;
     let outbox = Box::new(Store::open(&db).unwrap());
-    let svc = MqttService::start(&cfg, outbox, Box::new(Handler::default()), info()).unwrap();
+    let svc = MqttService::start(&cfg, outbox, keyring(&db), Box::new(Handler::default()), info()).unwrap();
     let mut probe = Store::open(&db).unwrap();
     wait_until("the outbox is drained", || probe.waiting().unwrap() == 0);
     svc.stop();
@@ -419,7 +409,7 @@ fn a_full_outbox_drops_by_its_policy_and_counts_the_drops() {
     let mut cfg = config(broker().1, &prefix);
     cfg.discovery = false;
     let outbox = Box::new(Store::open_config(&store_cfg).unwrap());
-    let svc = MqttService::start(&cfg, outbox, Box::new(Handler::default()), info()).unwrap();
+    let svc = MqttService::start(&cfg, outbox, keyring(&store_cfg.path), Box::new(Handler::default()), info()).unwrap();
     let seen = collect(&sub.rx, 100);
     // Superseded retained last_seen events went first (the broker keeps only the newest), then
     // the oldest decisions: the newest 99 decisions and the newest last_seen remain.

@@ -21,7 +21,7 @@ use serde_json::Value;
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod common;
-use common::{NoCommands, Subscriber, broker, decision};
+use common::{NoCommands, Subscriber, broker, decision, no_keys};
 
 /// The TLS broker's files and ports, or a panic that says how to get them.
 struct TlsBroker {
@@ -80,9 +80,14 @@ fn publish_one(config: &MqttConfig) -> Result<(), String> {
     let mut store = Store::open(&db).unwrap();
     let event = EventBuilder::new("door1").decision(&decision(1), jiff::Timestamp::now());
     store.enqueue(std::slice::from_ref(&event)).unwrap();
-    let svc =
-        MqttService::start(config, Box::new(Store::open(&db).unwrap()), Box::new(NoCommands), DiscoveryInfo::default())
-            .unwrap();
+    let svc = MqttService::start(
+        config,
+        Box::new(Store::open(&db).unwrap()),
+        no_keys(&db),
+        Box::new(NoCommands),
+        DiscoveryInfo::default(),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let outcome = loop {
         assert!(Instant::now() < deadline, "neither delivered nor refused: {:?}", svc.stats());

@@ -114,6 +114,16 @@ pub struct CameraState {
     pub fps: Option<f32>,
 }
 
+/// One audited request (see [`EventBuilder::audit`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditInfo {
+    pub actor: String,
+    pub via: String,
+    pub command: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
 /// Counters for the periodic heartbeat (names are free; e.g. `frames`, `decisions`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Heartbeat {
@@ -169,12 +179,6 @@ impl EventBuilder {
             map.extend(body);
         }
         OutboxEvent { event_id, topic, payload: Value::Object(map).to_string().into_bytes(), retain }
-    }
-
-    /// `audit`: who changed what through which interface (the web console's trail).
-    pub fn audit(&self, actor: &str, via: &str, action: &str, target: &str, at: Timestamp) -> OutboxEvent {
-        let body = json!({ "actor": actor, "via": via, "action": action, "target": target });
-        self.event("audit".into(), "audit", at, body, false)
     }
 
     /// `decision`: granted, denied (with `reason`), unknown or alert, with the evidence.
@@ -246,6 +250,19 @@ impl EventBuilder {
     pub fn heartbeat(&self, h: &Heartbeat, at: Timestamp) -> OutboxEvent {
         let body = json!({ "uptime_s": h.uptime_s, "counters": h.counters });
         self.event("heartbeat".into(), "heartbeat", at, body, false)
+    }
+
+    /// `audit`: who (key name and interface) did what to the node, and whether it worked. No
+    /// names of people: `target` is what the request named (person id or name as given).
+    pub fn audit(&self, a: &AuditInfo, at: Timestamp) -> OutboxEvent {
+        let body = json!({
+            "actor": a.actor,
+            "via": a.via,
+            "command": a.command,
+            "ok": a.ok,
+            "error": a.error,
+        });
+        self.event("audit".into(), "audit", at, body, false)
     }
 
     /// `person/<id>/last_seen` (retained): any client can ask where someone was last seen.

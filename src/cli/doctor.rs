@@ -42,6 +42,11 @@ fn report(name: &str, result: Result<String>) -> bool {
     }
 }
 
+/// Prints a warning: the node works, but something is weaker than it should be.
+fn warn(name: &str, detail: &str) {
+    println!("warn  {name}: {detail}");
+}
+
 pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     // The config was loaded and validated before we got here: a bad one never reaches this line.
     let mut ok = report("config", Ok(format!("{} camera(s), {} door(s)", config.cameras.len(), config.doors.len())));
@@ -49,6 +54,9 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
     ok &= report("models", check_models(config));
     ok &= report("database", check_store(config));
+    if let Some(w) = store_permissions(config) {
+        warn("database", &w);
+    }
     for camera in &config.cameras {
         ok &= report(&format!("camera {}", camera.name), check_camera(camera, args.camera_timeout));
     }
@@ -61,6 +69,9 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     }
     if config.mqtt.enabled {
         ok &= report("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout)));
+        for w in broker::warnings(&config.mqtt) {
+            warn("mqtt security", &w);
+        }
     } else {
         println!("skip  mqtt: [mqtt] enabled = false");
     }
@@ -110,9 +121,31 @@ fn check_models(config: &Config) -> Result<String> {
 }
 
 fn check_store(config: &Config) -> Result<String> {
-    let store = Store::open_config(&config.store)?;
+    let mut store = Store::open_config(&config.store)?;
     store.integrity_check()?;
+    // Opening can succeed on a file this user may only read; the service then fails at its
+    // first decision and never opens the door. A real write, rolled back, tells.
+    store.check_writable().map_err(|e| {
+        anyhow::anyhow!(
+            "{} cannot be written by this user ({e:#}): the service would never record a decision or open the \
+             door; give the service user write access to the file and its folder (chown facegate: ...)",
+            store.path().display()
+        )
+    })?;
     Ok(format!("{} passes the integrity check; {} people enrolled", store.path().display(), store.people()?.len()))
+}
+
+/// A database others can read leaks client keys and face templates.
+fn store_permissions(config: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config.store.path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} has mode {:o}: other users can read its client keys and face templates; chmod 600 it",
+            config.store.path.display(),
+            mode & 0o777
+        )
+    })
 }
 
 fn check_camera(camera: &crate::capture::CameraConfig, timeout_s: f64) -> Result<String> {

@@ -8,8 +8,10 @@ mod doctor;
 mod door;
 pub(crate) mod draw;
 mod eval;
+mod keys;
 pub(crate) mod people;
 mod plot;
+mod remote;
 mod run;
 pub mod store;
 
@@ -111,6 +113,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Web console administrators: `admin add NAME` (password from standard input), passwd, remove, list.
     Admin(admin::AdminArgs),
+    /// Client keys that sign commands: `keys add NAME --scope door,manage` prints the secret once.
+    Keys(keys::KeysArgs),
+    /// Sign and send a command to a node over MQTT, wait for the reply and print it.
+    Cmd(remote::CmdArgs),
+    /// MQTT helpers: `mqtt acl` prints a mosquitto ACL and password-file snippet for this node.
+    Mqtt(remote::MqttArgs),
     /// Check that this node is ready: config, ONNX Runtime, models, database, cameras, relays,
     /// broker, clock. One line per check with a fix; exit code 0 only when all pass.
     Doctor(doctor::DoctorArgs),
@@ -187,5 +195,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::StoreTorture(args) => store::torture(&config, args),
         Command::Door(args) => door::run(&config, args),
         Command::Admin(args) => admin::run(&config, args),
+        Command::Keys(args) => keys::run(&config, args),
+        Command::Cmd(args) => remote::cmd(&config, args),
+        Command::Mqtt(args) => remote::mqtt(&config, args),
     }
 }

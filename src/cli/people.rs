@@ -96,19 +96,17 @@ fn template(engine: &mut Engine, path: &Path) -> Result<NewTemplate> {
 fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
     let mut engine = Engine::open(config)?;
     // Check every photo before storing anything, so a bad photo never leaves a half-enrolled person.
-    let mut templates = Vec::new();
-    let mut problems = Vec::new();
+    let mut photos = Vec::new();
     for path in images {
-        match template(&mut engine, path) {
-            Ok(t) => templates.push(t),
-            Err(e) => problems.push(format!("{e:#}")),
-        }
+        photos.push((
+            path.display().to_string(),
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ));
     }
-    if !problems.is_empty() {
-        bail!("nothing was enrolled:\n  {}", problems.join("\n  "));
-    }
+    let templates = crate::enroll::templates_from_photos(&mut engine, &photos)?;
     let mut store = Store::open_config(&config.store)?;
-    let added = store.add_templates(name, &engine.template_model(), &templates)?;
+    let done = crate::enroll::enroll(&mut store, &engine, name, None, &templates, crate::enroll::Mode::NewOrAppend)?;
+    let added = done.templates_added;
     let skipped = templates.len() - added;
     let note = if skipped > 0 { format!(" ({skipped} already enrolled)") } else { String::new() };
     println!("enrolled {} with {added} photo(s){note} into {}", name.trim(), store.path().display());
@@ -156,7 +154,6 @@ pub(crate) fn enroll_people(
     people: &[(String, Vec<PathBuf>)],
     total: usize,
 ) -> Result<(usize, usize)> {
-    let model = engine.template_model();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} photos, {msg} [{elapsed}, eta {eta}]")
@@ -182,8 +179,8 @@ pub(crate) fn enroll_people(
             }
             continue;
         }
-        match store.add_templates(name, &model, &templates) {
-            Ok(added) => {
+        match crate::enroll::enroll(store, engine, name, None, &templates, crate::enroll::Mode::NewOrAppend) {
+            Ok(crate::enroll::Enrolled { templates_added: added, .. }) => {
                 enrolled += 1;
                 bar.println(format!("{name}: {added} new photo(s) of {}", photos.len()));
             }

@@ -11,7 +11,6 @@
 //! releases every relay (they also release themselves when dropped, on panic or on a stall).
 
 pub mod act_stage;
-pub mod commands;
 pub mod config;
 pub mod stats;
 pub mod systemd;
@@ -281,15 +280,17 @@ fn run_pipeline(
             doors: config.doors.iter().map(|d| d.name.clone()).collect(),
             cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
         };
-        let handler = commands::ServiceCommands::new(
+        let api = crate::api::NodeApi::new(
             config.clone(),
             Store::open_config(&config.store)?,
             doors.clone(),
-            commands::Reload { source: options.reload.clone(), control: control.clone() },
+            crate::api::Reload { source: options.reload.clone(), control: control.clone() },
             Arc::clone(&snapshot_requests),
         );
+        let keyring =
+            crate::access::Keyring::new(Store::open_config(&config.store)?, &node, config.mqtt.max_clock_skew_s);
         let outbox = Box::new(Store::open_config(&config.store)?);
-        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, Box::new(handler), info)?)
+        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, keyring, Box::new(api), info)?)
     } else {
         log::info!("MQTT is off ([mqtt] enabled = false): events stay in the outbox until it is enabled");
         None
@@ -307,7 +308,14 @@ fn run_pipeline(
         stats: Arc::clone(&stats),
         heartbeat: act_beat.clone(),
     };
-    let web = start_web(config, &doors, live, &hub)?;
+    let web = start_web(
+        config,
+        &doors,
+        live,
+        &hub,
+        || crate::api::Reload { source: options.reload.clone(), control: control.clone() },
+        &snapshot_requests,
+    )?;
     let vision_stop = Arc::new(AtomicBool::new(false));
     let vision_thread = spawn("vision", {
         let vision_stop = Arc::clone(&vision_stop);
@@ -479,18 +487,23 @@ fn start_web(
     doors: &HashMap<String, Arc<Door>>,
     live: Option<Arc<crate::web::live::LiveFeed>>,
     hub: &Arc<FrameHub>,
+    reload: impl FnOnce() -> crate::api::Reload,
+    snapshot_requests: &Arc<vision_stage::SnapshotRequests>,
 ) -> Result<Option<WebServer>> {
     let Some(live) = live else { return Ok(None) };
     #[cfg(feature = "web")]
     {
-        let server = crate::web::server::WebServer::start(config, doors.clone(), live, Arc::clone(hub))?;
+        let store = Store::open_config(&config.store)?;
+        let api =
+            crate::api::NodeApi::new(config.clone(), store, doors.clone(), reload(), Arc::clone(snapshot_requests));
+        let server = crate::web::server::WebServer::start(config, api, live, Arc::clone(hub))?;
         log::info!("web console: {}", server.url);
         println!("web console: {}", server.url);
         Ok(Some(server))
     }
     #[cfg(not(feature = "web"))]
     {
-        let _ = (doors, live, hub);
+        let _ = (doors, live, hub, reload, snapshot_requests);
         log::warn!("[web] enabled = true, but this facegate was built without the `web` feature; no console");
         let _ = config;
         Ok(None)

@@ -1,28 +1,23 @@
-//! The console's one door into the node: every change made from the web goes through here, with
-//! the administrator as the actor, and leaves an audit event.
-//!
-//! This is a thin adapter: once the authorised service API (`api::NodeApi`, issue 9) is merged,
-//! the mutating calls below forward to it instead of to the store, and nothing else in `web`
-//! changes. Operations that API does not have (deleting one template, enrolling from a frame of
-//! the door camera) stay here as calls into the store and the engine.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! The console's one door into the node: every change made from the web goes through the
+//! authorised service API ([`NodeApi`]) with the logged-in administrator as the actor (via web),
+//! which checks the scope and records the audit event. The few operations that API does not have
+//! (adding a person without photos, deleting one template) are small store calls here, audited
+//! the same way. Photos are checked one by one first (with the shared enrolment rule), so each
+//! gets its own message, before the good ones go to the API.
 
 use anyhow::{Context, Result, bail};
 use image::RgbImage;
 
-use crate::act::door::Door;
-use crate::act::events::{DoorKind, EventBuilder};
-use crate::act::store::{ForgetReport, NewTemplate, Store};
+use crate::act::events::{AuditInfo, EventBuilder};
+use crate::act::store::Store;
+use crate::api::{Actor, EnrollRequest, NodeApi, Scopes, Via};
 use crate::config::Config;
 use crate::decide::policy::{Doors, Role, Schedule};
 use crate::engine::Engine;
 
-/// Who asks (the logged-in administrator).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub name: String,
+/// The actor of an administrator logged in to the console: every scope, via the web.
+pub fn web_actor(admin: &str) -> Actor {
+    Actor::new(admin, Scopes::all(), Via::Web)
 }
 
 /// What happened to one uploaded photo.
@@ -35,23 +30,35 @@ pub struct PhotoResult {
 
 pub struct Console {
     config: Config,
+    api: NodeApi,
     events: EventBuilder,
-    doors: HashMap<String, Arc<Door>>,
-    /// Loaded on the first enrolment: most visits never enroll.
+    /// Loaded on the first enrolment, for the per-photo checks: most visits never enroll.
     engine: Option<Engine>,
 }
 
 impl Console {
-    pub fn new(config: Config, doors: HashMap<String, Arc<Door>>) -> Console {
+    pub fn new(config: Config, api: NodeApi) -> Console {
         let events = EventBuilder::new(&config.mqtt.node());
-        Console { config, events, doors, engine: None }
+        Console { config, api, events, engine: None }
     }
 
-    fn audit(&self, store: &mut Store, actor: &Actor, action: &str, target: &str) {
-        log::info!("audit: {} (web) {action} {target}", actor.name);
-        let event = self.events.audit(&actor.name, "web", action, target, jiff::Timestamp::now());
-        if let Err(e) = store.enqueue(&[event]) {
-            log::error!("audit: could not queue the audit event: {e:#}");
+    /// The audit event of an operation done here rather than in the API.
+    fn audit(&self, store: &mut Store, actor: &Actor, command: &str, outcome: &Result<()>) {
+        let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+        log::info!(
+            "audit: {} via web ran {command}{}",
+            actor.name,
+            error.as_ref().map(|e| format!(" (refused: {e})")).unwrap_or_default()
+        );
+        let info = AuditInfo {
+            actor: actor.name.clone(),
+            via: actor.via.as_str().into(),
+            command: command.into(),
+            ok: error.is_none(),
+            error,
+        };
+        if let Err(e) = store.enqueue(&[self.events.audit(&info, jiff::Timestamp::now())]) {
+            log::error!("audit event of {command} could not be queued: {e:#}");
         }
     }
 
@@ -63,61 +70,57 @@ impl Console {
         role: Role,
         schedule: &Schedule,
     ) -> Result<i64> {
-        let id = store.add_person(name, role, schedule)?;
-        self.audit(store, actor, "add", name.trim());
-        Ok(id)
+        let result = store.add_person(name, role, schedule);
+        self.audit(store, actor, "add_person", &result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}")));
+        result
     }
 
-    pub fn rename(&self, store: &mut Store, actor: &Actor, who: &str, new_name: &str) -> Result<()> {
-        store.rename(who, new_name)?;
-        self.audit(store, actor, "rename", &format!("{who} -> {}", new_name.trim()));
+    pub fn rename(&mut self, actor: &Actor, who: &str, new_name: &str) -> Result<()> {
+        self.api.rename(actor, who, new_name)?;
         Ok(())
     }
 
-    pub fn set_role(&self, store: &mut Store, actor: &Actor, who: &str, role: Role) -> Result<()> {
-        store.set_role(who, role)?;
-        self.audit(store, actor, "set_role", &format!("{who}: {role}"));
+    pub fn set_role(&mut self, actor: &Actor, who: &str, role: Role) -> Result<()> {
+        self.api.set_role(actor, who, role)?;
         Ok(())
     }
 
-    pub fn set_schedule(&self, store: &mut Store, actor: &Actor, who: &str, schedule: &Schedule) -> Result<()> {
-        store.set_schedule(who, schedule)?;
-        self.audit(store, actor, "set_schedule", &format!("{who}: {schedule}"));
+    pub fn set_schedule(&mut self, actor: &Actor, who: &str, schedule: Schedule) -> Result<()> {
+        self.api.set_schedule(actor, who, schedule)?;
         Ok(())
     }
 
-    pub fn set_doors(&self, store: &mut Store, actor: &Actor, who: &str, doors: &Doors) -> Result<()> {
-        if let Doors::Only(names) = doors
-            && let Some(name) = names.iter().find(|n| !self.config.doors.iter().any(|d| &d.name == *n))
-        {
-            let known: Vec<&str> = self.config.doors.iter().map(|d| d.name.as_str()).collect();
-            bail!("no door named `{name}` on this node (doors: {}); use `all` or those names", known.join(", "));
-        }
-        store.set_doors(who, doors)?;
-        self.audit(store, actor, "set_doors", &format!("{who}: {doors}"));
+    pub fn set_doors(&mut self, actor: &Actor, who: &str, doors: Doors) -> Result<()> {
+        self.api.set_doors(actor, who, doors)?;
         Ok(())
     }
 
-    pub fn remove(&self, store: &mut Store, actor: &Actor, who: &str) -> Result<()> {
-        if !store.remove_person(who)? {
-            bail!("no person `{who}`");
-        }
-        self.audit(store, actor, "remove", who);
+    pub fn remove(&mut self, actor: &Actor, who: &str) -> Result<()> {
+        self.api.remove(actor, who)?;
         Ok(())
     }
 
-    pub fn forget(&self, store: &mut Store, actor: &Actor, who: &str) -> Result<ForgetReport> {
-        let report = store.forget(who)?;
-        self.audit(store, actor, "forget", who);
-        Ok(report)
+    /// Erases a person; returns what was erased, in words.
+    pub fn forget(&mut self, actor: &Actor, who: &str) -> Result<String> {
+        let r = self.api.forget(actor, who)?;
+        let n = |k: &str| r.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        let name = r.get("name").and_then(|v| v.as_str()).unwrap_or(who);
+        Ok(format!(
+            "erased {name}: {} template(s), {} event(s), {} undelivered MQTT event(s)",
+            n("templates"),
+            n("events"),
+            n("outbox")
+        ))
     }
 
     pub fn delete_template(&self, store: &mut Store, actor: &Actor, who: &str, template: i64) -> Result<()> {
-        if !store.delete_template(who, template)? {
-            bail!("{who} has no template #{template}");
-        }
-        self.audit(store, actor, "delete_template", &format!("{who} #{template}"));
-        Ok(())
+        let result = match store.delete_template(who, template) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(anyhow::anyhow!("{who} has no template #{template}")),
+            Err(e) => Err(e),
+        };
+        self.audit(store, actor, "delete_template", &result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}")));
+        result
     }
 
     fn engine(&mut self) -> Result<&mut Engine> {
@@ -127,77 +130,52 @@ impl Console {
         self.engine.as_mut().context("engine not loaded")
     }
 
-    /// Enrolls `who` (created as an employee if new) from photos, each of which must decode
-    /// within the decoder's limits and show exactly one face. Good photos become templates even
-    /// when others are refused; each photo gets its own result.
+    /// Enrolls `who` from photos: each is checked alone (decodes within the decoder's limits,
+    /// shows exactly one face) and gets its own result; the good ones go to the API, which
+    /// creates the person (or adds to them when `existing`) and applies its own rules.
     pub fn enroll_photos(
         &mut self,
-        store: &mut Store,
         actor: &Actor,
         who: &str,
+        existing: bool,
         photos: &[(String, Vec<u8>)],
     ) -> Result<Vec<PhotoResult>> {
         crate::act::store::check_person_name(who)?;
         let mut results = Vec::new();
-        let mut templates = Vec::new();
+        let mut good = Vec::new();
+        let engine = self.engine()?;
         for (name, bytes) in photos {
-            let outcome = match crate::capture::image_file::decode_rgb(bytes, name) {
-                Ok(image) => self.one_face(&image).map(|embedding| {
-                    templates.push(NewTemplate { embedding, source_sha256: crate::vision::models::sha256_hex(bytes) })
-                }),
-                Err(e) => Err(format!("{e}; upload a JPEG or PNG photo")),
+            let one = [(name.clone(), bytes.clone())];
+            let outcome = match crate::enroll::templates_from_photos(engine, &one) {
+                Ok(_) => {
+                    good.push(bytes.clone());
+                    Ok(())
+                }
+                Err(e) => Err(format!("{e:#}").replace("nothing was enrolled:\n  ", "")),
             };
             results.push(PhotoResult { name: name.clone(), outcome });
         }
-        if !templates.is_empty() {
-            let model = self.engine()?.template_model();
-            store.add_templates(who, &model, &templates)?;
-            self.audit(store, actor, "enroll", &format!("{who}: {} photo(s)", templates.len()));
+        if !good.is_empty() {
+            let request = EnrollRequest { name: who.to_string(), role: None, images: good, append: existing };
+            self.api.enroll(actor, request)?;
         }
         Ok(results)
     }
 
-    /// Enrolls `who` from a frame of a camera: the face in front of it must be the only one.
-    pub fn enroll_frame(
-        &mut self,
-        store: &mut Store,
-        actor: &Actor,
-        who: &str,
-        camera: &str,
-        frame: &RgbImage,
-    ) -> Result<()> {
-        crate::act::store::check_person_name(who)?;
-        let embedding = self.one_face(frame).map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
-        let mut sha_input = format!("{camera}:{}", jiff::Timestamp::now()).into_bytes();
-        sha_input.extend_from_slice(&frame.as_raw()[..frame.as_raw().len().min(4096)]);
-        let template = NewTemplate { embedding, source_sha256: crate::vision::models::sha256_hex(&sha_input) };
-        let model = self.engine()?.template_model();
-        store.add_templates(who, &model, &[template])?;
-        self.audit(store, actor, "enroll", &format!("{who}: frame of camera {camera}"));
+    /// Enrolls (adds to) `who` from a frame of a camera: the face in front of it must be the only one.
+    pub fn enroll_frame(&mut self, actor: &Actor, who: &str, camera: &str, frame: &RgbImage) -> Result<()> {
+        let jpeg = crate::service::vision_stage::encode_jpeg(frame)?;
+        let request = EnrollRequest { name: who.to_string(), role: None, images: vec![jpeg], append: true };
+        self.api.enroll(actor, request).map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
         Ok(())
     }
 
-    fn one_face(&mut self, image: &RgbImage) -> std::result::Result<Vec<f32>, String> {
-        let engine = self.engine().map_err(|e| format!("{e:#}"))?;
-        let (mut faces, _) = engine.pipeline.analyse(image).map_err(|e| format!("cannot analyse it: {e:#}"))?;
-        match faces.len() {
-            1 => Ok(faces.remove(0).embedding),
-            0 => Err("no face found; use a sharp, front-facing photo where the face is at least 80 px wide".into()),
-            n => Err(format!("{n} faces found; an enrolment photo must show exactly one person")),
+    /// Pulses a door once through the API's `open_door` (the relay's own caps apply, as in `door test`).
+    pub fn test_door(&mut self, actor: &Actor, door: &str) -> Result<u64> {
+        if !self.config.doors.iter().any(|d| d.name == door) {
+            bail!("no door named `{door}` on this node");
         }
-    }
-
-    /// Pulses a door once, as `facegate door test` does (the relay's own caps apply).
-    pub fn test_door(&self, store: &mut Store, actor: &Actor, door: &str) -> Result<u64> {
-        let d = self.doors.get(door).with_context(|| format!("no door named `{door}` on this node"))?;
-        let receipt = d.pulse(None)?;
-        let ms = receipt.length.as_millis() as u64;
-        let pulse = DoorKind::Pulse { ms, by: format!("web:{}", actor.name) };
-        let event = self.events.door(door, &pulse, jiff::Timestamp::now());
-        if let Err(e) = store.enqueue(&[event]) {
-            log::error!("door {door}: the test pulse could not be queued for MQTT: {e:#}");
-        }
-        self.audit(store, actor, "test_door", door);
-        Ok(ms)
+        let reply = self.api.open_door(actor, Some(door))?;
+        Ok(reply.get("pulse_ms").and_then(|v| v.as_u64()).unwrap_or(0))
     }
 }

@@ -1,5 +1,7 @@
 //! HTTP handlers: each parses and validates its input, checks the session (and the CSRF token on
 //! every POST), calls the console or reads the store, and renders a page.
+// Early returns carry the finished HTTP response as the error; boxing it would buy nothing here.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,11 +20,11 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::auth::{self, Auth, Session};
-use super::console::{Actor, Console};
+use super::console::{Console, web_actor};
 use super::live::LiveFeed;
 use super::pages;
-use crate::act::door::Door;
 use crate::act::store::{EventFilter, EventKind, Store};
+use crate::api::{Actor, ApiError, ErrorKind, NodeApi};
 use crate::capture::FrameHub;
 use crate::config::Config;
 
@@ -43,14 +45,14 @@ impl WebState {
     pub fn new(
         config: &Config,
         store: Store,
-        doors: HashMap<String, Arc<Door>>,
+        api: NodeApi,
         live: Arc<LiveFeed>,
         hub: Option<Arc<FrameHub>>,
     ) -> anyhow::Result<WebState> {
         Ok(WebState {
             config: config.clone(),
             store: Mutex::new(store),
-            console: Mutex::new(Console::new(config.clone(), doors)),
+            console: Mutex::new(Console::new(config.clone(), api)),
             auth: Auth::new(Duration::from_secs(u64::from(config.web.session_minutes) * 60)),
             live,
             hub,
@@ -124,7 +126,7 @@ pub struct Admin {
 
 impl Admin {
     fn actor(&self) -> Actor {
-        Actor { name: self.session.admin.clone() }
+        web_actor(&self.session.admin)
     }
 
     /// Refuses a POST whose CSRF token is missing or wrong (nothing is changed).
@@ -172,6 +174,16 @@ fn error_page(admin: Option<&Admin>, status: StatusCode, message: &str) -> Respo
 
 fn bad_request(admin: &Admin, e: impl std::fmt::Display) -> Response {
     error_page(Some(admin), StatusCode::BAD_REQUEST, &e.to_string())
+}
+
+/// A refused or failed console call: the API's refusals keep their meaning (403, 429).
+fn refused(admin: &Admin, e: anyhow::Error) -> Response {
+    let status = match e.downcast_ref::<ApiError>().map(|a| a.kind) {
+        Some(ErrorKind::Forbidden) => StatusCode::FORBIDDEN,
+        Some(ErrorKind::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error_page(Some(admin), status, &format!("{e:#}"))
 }
 
 fn internal(admin: Option<&Admin>, e: anyhow::Error) -> Response {
@@ -438,53 +450,29 @@ async fn edit_person(State(state): St, admin: Admin, Path(id): Path<String>, For
     };
     let who = format!("#{}", person.id);
     let actor = admin.actor();
-    let console = state.console();
-    let mut store = state.store();
+    let mut console = state.console();
     let result: anyhow::Result<&str> = match form.action.as_str() {
-        "rename" => console.rename(&mut store, &actor, &who, &form.value).map(|_| "renamed"),
-        "role" => form
-            .value
-            .parse()
-            .map_err(|e: anyhow::Error| e)
-            .and_then(|r| console.set_role(&mut store, &actor, &who, r))
-            .map(|_| "role set"),
-        "schedule" => form
-            .value
-            .parse()
-            .map_err(|e: anyhow::Error| e)
-            .and_then(|s| console.set_schedule(&mut store, &actor, &who, &s))
-            .map(|_| "schedule set"),
-        "doors" => form
-            .value
-            .parse()
-            .map_err(|e: anyhow::Error| e)
-            .and_then(|d| console.set_doors(&mut store, &actor, &who, &d))
-            .map(|_| "doors set"),
+        "rename" => console.rename(&actor, &who, &form.value).map(|_| "renamed"),
+        "role" => form.value.parse().and_then(|r| console.set_role(&actor, &who, r)).map(|_| "role set"),
+        "schedule" => form.value.parse().and_then(|s| console.set_schedule(&actor, &who, s)).map(|_| "schedule set"),
+        "doors" => form.value.parse().and_then(|d| console.set_doors(&actor, &who, d)).map(|_| "doors set"),
         "remove" => {
-            return match console.remove(&mut store, &actor, &who) {
+            return match console.remove(&actor, &who) {
                 Ok(()) => Redirect::to("/people").into_response(),
-                Err(e) => bad_request(&admin, format!("{e:#}")),
+                Err(e) => refused(&admin, e),
             };
         }
         "forget" => {
-            return match console.forget(&mut store, &actor, &who) {
-                Ok(r) => pages::message(
-                    Some(&admin.session),
-                    "Erased",
-                    &format!(
-                        "erased {}: {} template(s), {} event(s), {} undelivered MQTT event(s)",
-                        r.name, r.templates, r.events, r.outbox
-                    ),
-                )
-                .into_response(),
-                Err(e) => bad_request(&admin, format!("{e:#}")),
+            return match console.forget(&actor, &who) {
+                Ok(text) => pages::message(Some(&admin.session), "Erased", &text).into_response(),
+                Err(e) => refused(&admin, e),
             };
         }
         other => return bad_request(&admin, format!("unknown action `{}`", other.escape_default())),
     };
     match result {
         Ok(_) => Redirect::to(&format!("/people/{}", person.id)).into_response(),
-        Err(e) => bad_request(&admin, format!("{e:#}")),
+        Err(e) => refused(&admin, e),
     }
 }
 
@@ -534,6 +522,7 @@ async fn enroll_new(State(state): St, admin: Admin, multipart: Multipart) -> Res
 }
 
 async fn enroll(state: Arc<WebState>, admin: Admin, multipart: Multipart, who: Option<String>) -> Response {
+    let existing = who.is_some();
     let (fields, photos) = match read_upload(multipart).await {
         Ok(u) => u,
         Err(e) => return bad_request(&admin, e),
@@ -550,15 +539,11 @@ async fn enroll(state: Arc<WebState>, admin: Admin, multipart: Multipart, who: O
     let actor = admin.actor();
     let st = Arc::clone(&state);
     let who2 = who.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut console = st.console();
-        let mut store = st.store();
-        console.enroll_photos(&mut store, &actor, &who2, &photos)
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || st.console().enroll_photos(&actor, &who2, existing, &photos)).await;
     let results = match result {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return bad_request(&admin, format!("{e:#}")),
+        Ok(Err(e)) => return refused(&admin, e),
         Err(e) => return internal(Some(&admin), anyhow::anyhow!("enrolment failed: {e}")),
     };
     let enrolled = results.iter().any(|r| r.outcome.is_ok());
@@ -598,15 +583,10 @@ async fn enroll_camera(
     let actor = admin.actor();
     let st = Arc::clone(&state);
     let (name, camera) = (person.name.clone(), form.camera.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        let mut console = st.console();
-        let mut store = st.store();
-        console.enroll_frame(&mut store, &actor, &name, &camera, &frame)
-    })
-    .await;
+    let result = tokio::task::spawn_blocking(move || st.console().enroll_frame(&actor, &name, &camera, &frame)).await;
     match result {
         Ok(Ok(())) => Redirect::to(&format!("/people/{}", person.id)).into_response(),
-        Ok(Err(e)) => bad_request(&admin, format!("{e:#}")),
+        Ok(Err(e)) => refused(&admin, e),
         Err(e) => internal(Some(&admin), anyhow::anyhow!("enrolment failed: {e}")),
     }
 }
@@ -750,10 +730,10 @@ async fn test_door(State(state): St, admin: Admin, Path(door): Path<String>, For
     if let Err(r) = admin.check_csrf(&form.csrf) {
         return r;
     }
-    let result = state.console().test_door(&mut state.store(), &admin.actor(), &door);
+    let result = state.console().test_door(&admin.actor(), &door);
     match result {
         Ok(ms) => pages::message(Some(&admin.session), "Door test", &format!("door {door}: relay pulsed for {ms} ms"))
             .into_response(),
-        Err(e) => bad_request(&admin, format!("{e:#}")),
+        Err(e) => refused(&admin, e),
     }
 }

@@ -49,11 +49,14 @@ struct Job {
     boxes: Vec<LiveBox>,
 }
 
+/// A decided track's name (or "unknown"), similarity and liveness verdict.
+type Label = (String, Option<f32>, Option<String>);
+
 struct Camera {
     frames: watch::Sender<Option<Arc<LiveFrame>>>,
     last_offer: Mutex<Option<Instant>>,
     /// Labels of decided tracks, so later frames of the same face keep their name.
-    labels: Mutex<HashMap<TrackId, (String, Option<f32>, Option<String>)>>,
+    labels: Mutex<HashMap<TrackId, Label>>,
     /// Someone wants the next raw frame (enrolment from the door camera).
     grabs: Mutex<Vec<oneshot::Sender<RgbImage>>>,
 }

@@ -1,7 +1,6 @@
 //! Runs the console: binds the listener first (a taken port is an error at start, naming the
 //! key), then serves on its own thread with a small tokio runtime until stopped.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,6 @@ use anyhow::{Context, Result};
 
 use super::handlers::{WebState, router};
 use super::live::LiveFeed;
-use crate::act::door::Door;
 use crate::act::store::Store;
 use crate::capture::FrameHub;
 use crate::config::Config;
@@ -23,7 +21,7 @@ pub struct WebServer {
 impl WebServer {
     pub fn start(
         config: &Config,
-        doors: HashMap<String, Arc<Door>>,
+        api: crate::api::NodeApi,
         live: Arc<LiveFeed>,
         hub: Arc<FrameHub>,
     ) -> Result<WebServer> {
@@ -43,7 +41,7 @@ impl WebServer {
         if store.admins()?.is_empty() {
             log::warn!("web console: no administrator yet; make one with `facegate admin add NAME`");
         }
-        let state = Arc::new(WebState::new(config, store, doors, live, Some(hub))?);
+        let state = Arc::new(WebState::new(config, store, api, live, Some(hub))?);
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let handle = axum_server::Handle::new();
         let server_handle = handle.clone();

@@ -17,13 +17,12 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use facegate::access::{Actor, Keyring};
 use facegate::act::OutboxEvent;
 use facegate::act::events::{DecisionInfo, DecisionKind, EventBuilder, LastSeen, PersonRef};
-use facegate::act::mqtt::commands::CommandHandler;
 use facegate::act::store::{AccessEvent, EventKind};
-use facegate::decide::policy::Role;
+use facegate::api::{Api, ApiError, ApiResult, ErrorKind, Request};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
-use serde_json::Value;
 
 /// Set in a re-executed test binary that is to serve rumqttd on this port.
 const CHILD_PORT_ENV: &str = "FACEGATE_BROKER_CHILD_PORT";
@@ -300,29 +299,18 @@ pub fn recorded(b: &EventBuilder, i: u32, person: i64) -> (AccessEvent, Vec<Outb
 /// Refuses every command: for tests and the benchmark that send none.
 pub struct NoCommands;
 
-impl CommandHandler for NoCommands {
-    fn open_door(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
+impl Api for NoCommands {
+    fn execute(&mut self, _: &Actor, _: Request) -> ApiResult {
+        Err(ApiError { kind: ErrorKind::Failed, message: "benchmark".into() })
     }
-    fn enroll(&mut self, _: &str, _: Option<Role>, _: Vec<Vec<u8>>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn remove(&mut self, _: &str) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn rename(&mut self, _: &str, _: &str) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn list_people(&mut self) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn set_role(&mut self, _: &str, _: Role) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn reload_config(&mut self) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
-    fn snapshot(&mut self, _: Option<&str>) -> anyhow::Result<Value> {
-        anyhow::bail!("benchmark")
-    }
+}
+
+/// A keyring without keys on `db` (every signed command is refused: unknown key).
+pub fn no_keys(db: &std::path::Path) -> Keyring {
+    Keyring::new(facegate::act::store::Store::open(db).unwrap(), "door1", 30)
+}
+
+/// [`no_keys`] on a database of its own in the temp folder (for a node with a memory outbox).
+pub fn no_keys_anywhere() -> Keyring {
+    no_keys(&std::env::temp_dir().join(format!("facegate-keys-{}.db", uuid::Uuid::new_v4().simple())))
 }

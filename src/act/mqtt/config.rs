@@ -38,20 +38,77 @@ pub struct MqttConfig {
     pub snapshots: bool,
     /// Largest command payload accepted, in bytes (enroll carries base64 JPEGs).
     pub max_payload_bytes: usize,
-    /// Allow the `open_door` command at all.
-    pub remote_open: bool,
-    /// Whether `open_door` must carry an HMAC-SHA256 signature made with `hmac_secret`. Turning
-    /// it off leaves only the broker's access control between the network and the door.
-    pub remote_open_require_hmac: bool,
-    /// Shared secret for `open_door` signatures (at least 16 bytes). Never logged.
+    /// Who may send `open_door`: `off`, `signed` (a key with scope `door`, like every other
+    /// command) or `broker_acl` (also unsigned, from whoever the broker's ACL lets publish on
+    /// `cmd/open_door`: Home Assistant's button or lock). Old configs: `false` is `off`, `true`
+    /// is `signed`, `true` with `remote_open_require_hmac = false` is `broker_acl`.
+    pub remote_open: RemoteOpen,
+    /// Old key, read only to map `remote_open = true` (see above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_open_require_hmac: Option<bool>,
+    /// Old shared secret: refused with the way to per-client keys (`facegate keys add`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hmac_secret: Option<String>,
-    /// How far an `open_door` timestamp may be from this node's clock, in seconds.
+    /// How far a signed command's timestamp may be from this node's clock, in seconds.
     pub max_clock_skew_s: u64,
     /// Outbox events read per batch and the most QoS 1 publishes awaiting PUBACK at once.
     pub outbox_batch: usize,
     /// First wait before reconnecting, in milliseconds; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+}
+
+/// `mqtt.remote_open`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteOpen {
+    #[default]
+    Off,
+    Signed,
+    BrokerAcl,
+    /// `true` in an old config: `signed`, or `broker_acl` with `remote_open_require_hmac = false`.
+    LegacyOn,
+}
+
+impl Serialize for RemoteOpen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            RemoteOpen::LegacyOn => s.serialize_bool(true),
+            other => s.serialize_str(other.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoteOpen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<RemoteOpen, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(RemoteOpen::Off),
+            Raw::Bool(true) => Ok(RemoteOpen::LegacyOn),
+            Raw::Text(t) => match t.as_str() {
+                "off" => Ok(RemoteOpen::Off),
+                "signed" => Ok(RemoteOpen::Signed),
+                "broker_acl" => Ok(RemoteOpen::BrokerAcl),
+                other => Err(serde::de::Error::custom(format!(
+                    "mqtt.remote_open = \"{other}\" is unknown: use \"off\", \"signed\" or \"broker_acl\""
+                ))),
+            },
+        }
+    }
+}
+
+impl RemoteOpen {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteOpen::Off => "off",
+            RemoteOpen::Signed | RemoteOpen::LegacyOn => "signed",
+            RemoteOpen::BrokerAcl => "broker_acl",
+        }
+    }
 }
 
 /// TLS files (PEM).
@@ -82,8 +139,8 @@ impl Default for MqttConfig {
             discovery_prefix: "homeassistant".into(),
             snapshots: false,
             max_payload_bytes: 4 * 1024 * 1024,
-            remote_open: false,
-            remote_open_require_hmac: true,
+            remote_open: RemoteOpen::Off,
+            remote_open_require_hmac: None,
             hmac_secret: None,
             max_clock_skew_s: 30,
             outbox_batch: 64,
@@ -196,6 +253,15 @@ impl MqttConfig {
         Ok(o)
     }
 
+    /// `remote_open` with an old config's `true` resolved.
+    pub fn remote_open(&self) -> RemoteOpen {
+        match (self.remote_open, self.remote_open_require_hmac) {
+            (RemoteOpen::LegacyOn, Some(false)) => RemoteOpen::BrokerAcl,
+            (RemoteOpen::LegacyOn, _) => RemoteOpen::Signed,
+            (other, _) => other,
+        }
+    }
+
     /// Checks every key; the error names the key and the fix.
     pub fn validate(&self) -> Result<()> {
         check_level("prefix", &self.prefix)?;
@@ -223,15 +289,17 @@ impl MqttConfig {
         if !(1024..=256 * 1024 * 1024).contains(&self.max_payload_bytes) {
             bail!("mqtt.max_payload_bytes must be between 1024 and 268435456 (got {})", self.max_payload_bytes);
         }
-        if let Some(secret) = &self.hmac_secret
-            && secret.len() < 16
-        {
-            bail!("mqtt.hmac_secret must be at least 16 bytes long (got {}); use a long random string", secret.len());
-        }
-        if self.remote_open && self.remote_open_require_hmac && self.hmac_secret.is_none() {
+        if self.hmac_secret.is_some() {
             bail!(
-                "mqtt.remote_open is on but mqtt.hmac_secret is not set: set a secret of at least 16 bytes \
-                 (or, only behind a broker that restricts who may publish, mqtt.remote_open_require_hmac = false)"
+                "mqtt.hmac_secret is no longer used: every command is now signed with a per-client key. Remove \
+                 hmac_secret, run `facegate keys add NAME --scope door` and give the printed secret to the client \
+                 (`facegate cmd` signs for you)"
+            );
+        }
+        if self.remote_open_require_hmac.is_some() && self.remote_open != RemoteOpen::LegacyOn {
+            bail!(
+                "mqtt.remote_open_require_hmac only applies to the old `remote_open = true`: remove it and set \
+                 remote_open = \"signed\" or \"broker_acl\""
             );
         }
         if !(1..=86_400).contains(&self.max_clock_skew_s) {
@@ -287,7 +355,7 @@ mod tests {
     #[test]
     fn defaults_are_off_and_private() {
         let c = parse("").unwrap();
-        assert!(!c.enabled && !c.snapshots && !c.remote_open && c.discovery);
+        assert!(!c.enabled && !c.snapshots && c.remote_open() == RemoteOpen::Off && c.discovery);
         assert_eq!((c.prefix.as_str(), c.discovery_prefix.as_str()), ("facegate", "homeassistant"));
         assert!(!c.node().is_empty() && !c.node().contains('/'));
     }
@@ -299,8 +367,7 @@ mod tests {
             ("node = \"x+\"", "mqtt.node"),
             ("keep_alive_s = 1", "mqtt.keep_alive_s"),
             ("password = \"p\"", "mqtt.password"),
-            ("remote_open = true", "mqtt.hmac_secret"),
-            ("hmac_secret = \"short\"", "mqtt.hmac_secret"),
+            ("hmac_secret = \"0123456789abcdef-xyz\"", "keys add"),
             ("outbox_batch = 0", "mqtt.outbox_batch"),
             ("reconnect_min_ms = 5000\nreconnect_max_ms = 100", "mqtt.reconnect_min_ms"),
             ("max_payload_bytes = 10", "mqtt.max_payload_bytes"),
@@ -320,10 +387,23 @@ mod tests {
 
     #[test]
     fn secrets_are_not_in_debug_output() {
-        let c =
-            parse("username = \"u\"\npassword = \"hunter2-secret\"\nhmac_secret = \"0123456789abcdef-xyz\"").unwrap();
+        let c = parse("username = \"u\"\npassword = \"hunter2-secret\"").unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn remote_open_old_and_new_spellings() {
+        assert_eq!(parse("remote_open = false").unwrap().remote_open(), RemoteOpen::Off);
+        assert_eq!(parse("remote_open = true").unwrap().remote_open(), RemoteOpen::Signed);
+        let acl = parse("remote_open = true\nremote_open_require_hmac = false").unwrap();
+        assert_eq!(acl.remote_open(), RemoteOpen::BrokerAcl);
+        assert_eq!(parse("remote_open = \"broker_acl\"").unwrap().remote_open(), RemoteOpen::BrokerAcl);
+        assert_eq!(parse("remote_open = \"signed\"").unwrap().remote_open(), RemoteOpen::Signed);
+        let err = format!("{:#}", parse("remote_open = \"yes\"").unwrap_err());
+        assert!(err.contains("broker_acl"), "{err}");
+        let err = format!("{:#}", parse("remote_open = \"signed\"\nremote_open_require_hmac = false").unwrap_err());
+        assert!(err.contains("remote_open_require_hmac"), "{err}");
     }
 }

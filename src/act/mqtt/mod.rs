@@ -7,8 +7,8 @@
 pub mod commands;
 pub mod config;
 
-pub use commands::{CommandHandler, CommandRules, Commands, Reply};
-pub use config::{MqttConfig, MqttTls};
+pub use commands::{CommandRules, Commands, Reply};
+pub use config::{MqttConfig, MqttTls, RemoteOpen};
 pub mod discovery;
 pub mod service;
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
-use super::commands::{CommandHandler, CommandRules, Commands, Reply};
+use super::commands::{CommandRules, Commands, Reply};
 use super::discovery::{self, DiscoveryInfo};
 use super::{MqttConfig, Topics};
 use crate::act::Outbox;
@@ -77,7 +77,8 @@ impl MqttService {
     pub fn start(
         config: &MqttConfig,
         outbox: Box<dyn Outbox>,
-        handler: Box<dyn CommandHandler>,
+        keyring: crate::access::Keyring,
+        api: Box<dyn crate::api::Api>,
         info: DiscoveryInfo,
     ) -> Result<MqttService> {
         config.validate()?;
@@ -101,14 +102,14 @@ impl MqttService {
         let c = counters.clone();
         let commands = std::thread::Builder::new()
             .name("mqtt-cmd".into())
-            .spawn(move || command_thread(Commands::new(rules, handler), cmd_rx, reply_tx, c))
+            .spawn(move || command_thread(Commands::new(rules, keyring, api), cmd_rx, reply_tx, c))
             .context("cannot start the MQTT command thread")?;
 
         let publisher = Publisher {
             topics,
             batch: config.outbox_batch,
             discovery: config.discovery.then(|| {
-                let button = config.remote_open && !config.remote_open_require_hmac;
+                let button = config.remote_open() == super::RemoteOpen::BrokerAcl;
                 discovery::configs(
                     &Topics::new(&config.prefix, &config.node()),
                     &config.discovery_prefix,

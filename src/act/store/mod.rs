@@ -8,6 +8,7 @@
 
 mod admins;
 mod events;
+mod keys;
 mod outbox;
 mod people;
 mod schema;
@@ -24,7 +25,8 @@ use crate::gallery::TemplateModel;
 
 pub use admins::AdminRecord;
 pub use events::{AccessEvent, DayAttendance, EventFilter, EventKind};
-pub use people::{ForgetReport, PersonRecord, check_name as check_person_name};
+pub use keys::{KeyRecord, MAX_NONCES_PER_KEY, NonceUse};
+pub use people::{ForgetReport, PersonRecord, check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;
 pub use templates::NewTemplate;
 
@@ -88,6 +90,7 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the folder {} for the database", dir.display()))?;
         }
+        create_private(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("cannot open database {}: check the path and its permissions", path.display()))?;
@@ -115,6 +118,11 @@ impl Store {
     /// Outbox events dropped because the outbox was full (see `docs/store.md`), ever.
     pub fn outbox_dropped(&self) -> Result<u64> {
         meta_get(&self.conn, "outbox_dropped")
+    }
+
+    /// Undelivered outbox events erased by `forget` (on purpose, unlike `outbox_dropped`), ever.
+    pub fn outbox_forgotten(&self) -> Result<u64> {
+        meta_get(&self.conn, "outbox_forgotten")
     }
 
     /// Full consistency check: SQLite's page-level `integrity_check` and every foreign key.
@@ -178,6 +186,13 @@ impl Store {
 fn write<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .with_context(|| format!("cannot write to database {}", path.display()))
+}
+
+/// Creates a missing database file readable by its owner only: it holds client keys and faces.
+/// (An existing file keeps its mode; `doctor` warns when others can read it.)
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
 }
 
 /// Per-connection settings; these are not stored in the file, so every open sets them.

@@ -35,13 +35,41 @@ pub(super) fn insert_outbox(
     let now = now_text();
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO outbox (event_id, topic, payload, retain, created, person_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT id FROM people WHERE id = ?6))",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for e in events {
         let person = person_id.or_else(|| topic_person(&e.topic));
-        insert.execute(params![e.event_id, e.topic, e.payload, e.retain, now, person])?;
+        insert.execute(params![e.event_id, e.topic, with_seq(tx, &e.payload)?, e.retain, now, person])?;
     }
     enforce_cap(tx, cap)
+}
+
+/// Like [`insert_outbox`] for events no `forget` may erase (e.g. the one clearing a topic).
+pub(super) fn insert_outbox_unowned(tx: &Transaction<'_>, events: &[OutboxEvent], cap: u64) -> Result<()> {
+    let now = now_text();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (event_id, topic, payload, retain, created, person_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+    )?;
+    for e in events {
+        insert.execute(params![e.event_id, e.topic, e.payload, e.retain, now])?;
+    }
+    enforce_cap(tx, cap)
+}
+
+/// Stamps a JSON object payload with the node's next event sequence number (`seq`), so a
+/// receiver sees a gap; other payloads (JPEG snapshots, empty clears) go out unchanged.
+fn with_seq(tx: &Transaction<'_>, payload: &[u8]) -> Result<Vec<u8>> {
+    if payload.first() != Some(&b'{') {
+        return Ok(payload.to_vec());
+    }
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Ok(payload.to_vec());
+    };
+    let seq: i64 =
+        tx.query_row("UPDATE meta SET value = value + 1 WHERE key = 'event_seq' RETURNING value", [], |r| r.get(0))?;
+    object.insert("seq".into(), seq.into());
+    Ok(serde_json::to_vec(&object)?)
 }
 
 fn enforce_cap(tx: &Transaction<'_>, cap: u64) -> Result<()> {

@@ -61,8 +61,24 @@ fn person_record(raw: PersonRow) -> Result<PersonRecord> {
     Ok(PersonRecord { id, name, role, schedule, doors, templates: templates as usize, created })
 }
 
+/// Characters that make a name look like something else: bidi overrides and isolates (U+202A-E,
+/// U+2066-9), zero-width and joiner characters, the BOM, soft hyphen and other invisibles.
+fn deceptive(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The name rule for every interface (CLI, MQTT, web): trimmed, 1 to 100 characters, no control,
+/// bidi-override or invisible characters, and not readable as an id.
+pub fn check_person_name(name: &str) -> Result<&str> {
+    check_name(name)
+}
+
 /// Trims a name and refuses ones that could not be told apart from an id or would break output.
-pub fn check_name(name: &str) -> Result<&str> {
+pub(super) fn check_name(name: &str) -> Result<&str> {
     let name = name.trim();
     if name.is_empty() {
         bail!("a person's name cannot be empty");
@@ -70,8 +86,11 @@ pub fn check_name(name: &str) -> Result<&str> {
     if name.starts_with('#') || name.chars().all(|c| c.is_ascii_digit()) {
         bail!("name `{name}` would read as a person id (#12 or 12); add letters, e.g. `Visitor {name}`");
     }
-    if name.chars().any(char::is_control) || name.chars().count() > 100 {
-        bail!("name `{}` must be at most 100 characters without control characters", name.escape_default());
+    if name.chars().any(|c| c.is_control() || deceptive(c)) || name.chars().count() > 100 {
+        bail!(
+            "name `{}` must be at most 100 characters without control, bidi-override or invisible characters",
+            name.escape_default()
+        );
     }
     Ok(name)
 }
@@ -171,9 +190,19 @@ impl Store {
         }
         tx.execute(&format!("DELETE FROM events WHERE {events_where}"), params![id, name])?;
         tx.execute("DELETE FROM outbox WHERE person_id = ?1", params![id])?;
+        meta_add(&tx, "outbox_forgotten", outbox)?;
         if let Some(id) = id {
             tx.execute("DELETE FROM people WHERE id = ?1", [id])?;
             meta_add(&tx, "changes", 1)?;
+            // The broker keeps `person/<id>/last_seen` (name, place, time) retained: clear it
+            // with an empty retained message, queued so it survives a broker outage.
+            let clear = crate::act::OutboxEvent {
+                event_id: format!("forget-{id}-{}", uuid::Uuid::new_v4()),
+                topic: format!("person/{id}/last_seen"),
+                payload: Vec::new(),
+                retain: true,
+            };
+            super::outbox::insert_outbox_unowned(&tx, &[clear], self.outbox_cap)?;
         }
         tx.commit()?;
         // Old page images live in the WAL until a checkpoint copies them back; truncate it.
@@ -194,13 +223,19 @@ fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<
     Ok(n as u64)
 }
 
+/// Inserts a person under a new id, above every id ever used (`person_id_high`), so an id a
+/// receiver knows (topics, events) never names someone else after a `remove` or `forget`.
 pub(super) fn insert_person(conn: &Connection, name: &str, role: Role, schedule: &Schedule) -> rusqlite::Result<i64> {
     let now = now_text();
     conn.execute(
-        "INSERT INTO people (name, role, schedule, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO people (id, name, role, schedule, created, updated) VALUES (\
+         max((SELECT value FROM meta WHERE key = 'person_id_high'), (SELECT ifnull(max(id), 0) FROM people)) + 1, \
+         ?1, ?2, ?3, ?4, ?4)",
         params![name, role.as_str(), schedule.to_string(), now],
     )?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'person_id_high'", [id])?;
+    Ok(id)
 }
 
 /// Turns a UNIQUE violation on the name into a message that says what to do.
@@ -327,7 +362,16 @@ mod tests {
         let left = s.events(None, None, 10).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].1.person_name.as_deref(), Some("Bob"));
-        assert_eq!(crate::act::Outbox::waiting(&mut s).unwrap(), 1);
+        // Bob's event, and the empty retained message that clears Ann's last_seen on the broker.
+        let waiting = crate::act::Outbox::pending(&mut s, 0, 10).unwrap();
+        assert_eq!(waiting.len(), 2);
+        let clear = &waiting[1].event;
+        assert_eq!(
+            (clear.topic.clone(), clear.payload.is_empty(), clear.retain),
+            (format!("person/{ann}/last_seen"), true, true)
+        );
+        assert_eq!(s.outbox_forgotten().unwrap(), 3, "erased events are counted apart from drops");
+        assert_eq!(s.outbox_dropped().unwrap(), 0);
         s.integrity_check().unwrap();
         // Nothing readable stays in the file or its WAL.
         for file in [path.clone(), path.with_extension("db-wal")] {
@@ -339,10 +383,33 @@ mod tests {
             );
         }
 
-        // Events kept after a plain remove are still erased by name.
+        // A plain remove keeps the person's queued events (history still to be delivered).
         s.remove_person("Bob").unwrap();
+        assert_eq!(crate::act::Outbox::waiting(&mut s).unwrap(), 2, "remove keeps queued events");
+        // Events kept after a plain remove are still erased by name.
         let report = s.forget("bob").unwrap();
         assert_eq!((report.person, report.events), (false, 1));
         assert!(s.forget("nobody").unwrap_err().to_string().contains("no person or event"));
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let (_dir, mut s) = store();
+        let a = s.add_person("Ann", Role::Employee, &Schedule::default()).unwrap();
+        s.remove_person("Ann").unwrap();
+        let b = s.add_person("Bob", Role::Employee, &Schedule::default()).unwrap();
+        assert!(b > a, "#{b} must not reuse #{a}");
+        s.forget("Bob").unwrap();
+        let c = s.add_person("Cy", Role::Employee, &Schedule::default()).unwrap();
+        assert!(c > b);
+    }
+
+    #[test]
+    fn deceptive_names_are_refused() {
+        for bad in ["Ann\u{202E}nimda", "Bo\u{200B}b", "\u{2066}Eve", "Ma\u{FEFF}x", "Tab\tName", "Zw\u{200D}j"] {
+            let err = check_name(bad).unwrap_err().to_string();
+            assert!(err.contains("bidi") && !err.contains('\u{202E}'), "{bad:?}: {err}");
+        }
+        assert_eq!(check_name(" Zoë Ødegård ").unwrap(), "Zoë Ødegård");
     }
 }

@@ -77,7 +77,46 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE people ADD COLUMN doors TEXT NOT NULL DEFAULT 'all' CHECK (length(trim(doors)) > 0);
     ",
-    // web console: administrator accounts (argon2 PHC strings, never plain passwords).
+    // 3 (issue 9): client keys and their used nonces; queued events outlive `remove` (the
+    // outbox no longer cascades on people); counters for ids never reused, event sequence
+    // numbers and events erased by `forget`.
+    "
+    CREATE TABLE client_keys (
+        name    TEXT PRIMARY KEY COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 64),
+        secret  BLOB NOT NULL CHECK (length(secret) >= 16),
+        scopes  TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE used_nonces (
+        key_name TEXT NOT NULL,
+        nonce    TEXT NOT NULL,
+        expires  INTEGER NOT NULL,
+        PRIMARY KEY (key_name, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX used_nonces_expires ON used_nonces(expires);
+
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('outbox_forgotten', 0), ('event_seq', 0);
+    INSERT OR IGNORE INTO meta (key, value) SELECT 'person_id_high', ifnull(max(id), 0) FROM people;
+
+    CREATE TABLE outbox_v3 (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id  TEXT NOT NULL UNIQUE,
+        topic     TEXT NOT NULL,
+        payload   BLOB NOT NULL,
+        retain    INTEGER NOT NULL CHECK (retain IN (0, 1)),
+        created   TEXT NOT NULL,
+        person_id INTEGER
+    );
+    INSERT INTO outbox_v3 SELECT seq, event_id, topic, payload, retain, created, person_id FROM outbox;
+    DELETE FROM sqlite_sequence WHERE name = 'outbox_v3';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox_v3', seq FROM sqlite_sequence WHERE name = 'outbox';
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v3 RENAME TO outbox;
+    CREATE INDEX outbox_person ON outbox(person_id);
+    CREATE INDEX outbox_retain ON outbox(retain, seq);
+    CREATE INDEX outbox_topic ON outbox(topic, seq);
+    ",
+    // web (issue 12): web console: administrator accounts (argon2 PHC strings, never plain passwords).
     "
     CREATE TABLE admins (
         id       INTEGER PRIMARY KEY,
@@ -153,6 +192,37 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), LATEST);
         let doors: String = conn.query_row("SELECT doors FROM people WHERE name = 'Ann'", [], |r| r.get(0)).unwrap();
         assert_eq!(doors, "all", "people enrolled before door lists keep opening every door");
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_queue_and_ids_when_migrated() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        for m in &MIGRATIONS[..2] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute("INSERT INTO people (id, name, created, updated) VALUES (41, 'Ann', 'x', 'x')", []).unwrap();
+        conn.execute(
+            "INSERT INTO outbox (seq, event_id, topic, payload, retain, created, person_id) VALUES (7, 'e', 't', x'00', 0, 'x', 41)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute("DELETE FROM people WHERE id = 41", []).unwrap();
+        let queued: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).unwrap();
+        assert_eq!(queued, 1, "removing a person no longer deletes their queued events");
+        let high: i64 =
+            conn.query_row("SELECT value FROM meta WHERE key = 'person_id_high'", [], |r| r.get(0)).unwrap();
+        assert_eq!(high, 41);
+        conn.execute(
+            "INSERT INTO outbox (event_id, topic, payload, retain, created) VALUES ('f', 't', x'00', 0, 'x')",
+            [],
+        )
+        .unwrap();
+        let seq: i64 = conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).unwrap();
+        assert_eq!(seq, 8, "sequence numbers continue");
     }
 
     #[test]

@@ -111,6 +111,26 @@ pub fn check(mqtt: &MqttConfig, timeout: Duration) -> Result<String> {
     describe(mqtt, &outcome, timeout)
 }
 
+/// What is weak about this broker set-up even when it works (doctor prints `warn`, not `ok`).
+pub fn warnings(mqtt: &MqttConfig) -> Vec<String> {
+    let mut w = Vec::new();
+    if mqtt.tls.is_none() {
+        w.push(
+            "plain TCP: anyone on the network can read events and capture commands; set [mqtt.tls] ca_file \
+             (port 8883) on a broker with TLS"
+                .to_string(),
+        );
+    }
+    if mqtt.username.is_none() {
+        w.push(
+            "no mqtt.username: the broker takes anonymous clients; set allow_anonymous false, a password file and \
+             an ACL (`facegate mqtt acl` prints them)"
+                .to_string(),
+        );
+    }
+    w
+}
+
 /// The doctor's wording for each outcome (separate from [`probe`] so each can be tested).
 pub fn describe(mqtt: &MqttConfig, outcome: &Outcome, timeout: Duration) -> Result<String> {
     let at = format!("{}:{}", mqtt.host, mqtt.port);
@@ -120,6 +140,10 @@ pub fn describe(mqtt: &MqttConfig, outcome: &Outcome, timeout: Duration) -> Resu
     };
     let tls = if mqtt.tls.is_some() { "TLS" } else { "plain TCP" };
     match outcome {
+        Outcome::Accepted if mqtt.username.is_none() => Ok(format!(
+            "{at} accepted an anonymous CONNECT ({tls}, client id {}): anyone on the network can connect",
+            probe_client_id(mqtt)
+        )),
         Outcome::Accepted => {
             Ok(format!("{at} accepted CONNECT ({who}, {tls}, client id {}): credentials work", probe_client_id(mqtt)))
         }
