@@ -142,7 +142,7 @@ tls = false
         shot("attendance")
         link = driver.find_element(By.PARTIAL_LINK_TEXT, "Download CSV").get_attribute("href")
         csv = driver.execute_async_script(
-            "const done = arguments[0]; fetch(arguments[1]).then(r => r.text()).then(done, e => done('ERR ' + e));", link)
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));", link)
         m = re.search(r"from=([0-9-]+)&to=([0-9-]+)", link)
         cli = subprocess.run([BIN, "--config", config, "attendance", "--csv", "--from", m.group(1), "--to", m.group(2)],
                              capture_output=True, text=True, check=True).stdout
