@@ -29,6 +29,7 @@ pub struct Config {
     pub doors: Vec<crate::act::door::DoorConfig>,
     pub mqtt: crate::act::mqtt::MqttConfig,
     pub service: crate::service::config::ServiceConfig,
+    pub web: crate::web::WebConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +81,7 @@ impl Config {
         crate::capture::config::validate_cameras(&self.cameras)?;
         self.mqtt.validate()?;
         self.service.validate()?;
+        self.web.validate()?;
         if let Some(t) = self.matching.threshold
             && !(-1.0..=1.0).contains(&t)
         {
@@ -117,6 +119,9 @@ impl Config {
             if let crate::capture::SourceConfig::Replay(replay) = &mut camera.source {
                 fix(&mut replay.path);
             }
+        }
+        for p in [self.web.cert.as_mut(), self.web.key.as_mut()].into_iter().flatten() {
+            fix(p);
         }
         if let Some(tls) = self.mqtt.tls.as_mut() {
             fix(&mut tls.ca_file);

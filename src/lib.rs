@@ -19,3 +19,4 @@ pub mod paths;
 pub mod service;
 pub mod sysinfo;
 pub mod vision;
+pub mod web;

@@ -12,17 +12,7 @@ pub fn draw_detections(image: &RgbImage, detections: &[Detection]) -> RgbImage {
     let mut out = image.clone();
     let thickness = ((image.width().max(image.height()) / 400) as i64).max(2);
     for d in detections {
-        let (x1, y1, x2, y2) = (d.bbox.x1 as i64, d.bbox.y1 as i64, d.bbox.x2 as i64, d.bbox.y2 as i64);
-        for t in 0..thickness {
-            for x in x1..=x2 {
-                put(&mut out, x, y1 + t, BOX);
-                put(&mut out, x, y2 - t, BOX);
-            }
-            for y in y1..=y2 {
-                put(&mut out, x1 + t, y, BOX);
-                put(&mut out, x2 - t, y, BOX);
-            }
-        }
+        outline(&mut out, &d.bbox, BOX);
         for [lx, ly] in d.landmarks {
             for dy in -thickness..=thickness {
                 for dx in -thickness..=thickness {
@@ -32,6 +22,22 @@ pub fn draw_detections(image: &RgbImage, detections: &[Detection]) -> RgbImage {
         }
     }
     out
+}
+
+/// Draws a box outline (2 px or more on large images), clipped to the image.
+pub fn outline(image: &mut RgbImage, bbox: &crate::vision::bbox::BBox, colour: Rgb<u8>) {
+    let thickness = ((image.width().max(image.height()) / 400) as i64).max(2);
+    let (x1, y1, x2, y2) = (bbox.x1 as i64, bbox.y1 as i64, bbox.x2 as i64, bbox.y2 as i64);
+    for t in 0..thickness {
+        for x in x1..=x2 {
+            put(image, x, y1 + t, colour);
+            put(image, x, y2 - t, colour);
+        }
+        for y in y1..=y2 {
+            put(image, x1 + t, y, colour);
+            put(image, x2 - t, y, colour);
+        }
+    }
 }
 
 fn put(image: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>) {

@@ -1,11 +1,12 @@
 //! Command-line interface: argument parsing and one module per command.
 
+mod admin;
 mod bench;
 mod demo;
 mod detect;
 mod doctor;
 mod door;
-mod draw;
+pub(crate) mod draw;
 mod eval;
 mod keys;
 pub(crate) mod people;
@@ -110,6 +111,8 @@ pub enum Command {
     /// Run the appliance: watch the cameras, decide, open doors, record attendance, publish
     /// events. Without --config it runs the built-in demo (board/demo.toml).
     Run(run::RunArgs),
+    /// Web console administrators: `admin add NAME` (password from standard input), passwd, remove, list.
+    Admin(admin::AdminArgs),
     /// Client keys that sign commands: `keys add NAME --scope door,manage` prints the secret once.
     Keys(keys::KeysArgs),
     /// Sign and send a command to a node over MQTT, wait for the reply and print it.
@@ -191,6 +194,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(args) => store::forget(&config, args),
         Command::StoreTorture(args) => store::torture(&config, args),
         Command::Door(args) => door::run(&config, args),
+        Command::Admin(args) => admin::run(&config, args),
         Command::Keys(args) => keys::run(&config, args),
         Command::Cmd(args) => remote::cmd(&config, args),
         Command::Mqtt(args) => remote::mqtt(&config, args),

@@ -9,7 +9,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use crate::act::store::{AccessEvent, EventKind, NewTemplate, Store};
+use crate::act::store::{AccessEvent, DayAttendance, EventKind, NewTemplate, Store};
 use crate::act::{Outbox, OutboxEvent};
 use crate::config::Config;
 use crate::decide::policy::{Doors, Role, Schedule};
@@ -137,18 +137,7 @@ pub fn attendance(config: &Config, args: AttendanceArgs) -> Result<i32> {
     let days = store.attendance(from, to, &tz)?;
     let local = |t: jiff::Timestamp| t.to_zoned(tz.clone()).time().strftime("%H:%M:%S").to_string();
     if args.csv {
-        let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-        out.write_record(["date", "person", "first_in", "last_out", "passes"])?;
-        for d in &days {
-            out.write_record([
-                d.date.to_string(),
-                d.person.clone(),
-                local(d.first_in),
-                local(d.last_out),
-                d.passes.to_string(),
-            ])?;
-        }
-        out.flush()?;
+        write_attendance_csv(std::io::stdout().lock(), &days, &tz)?;
     } else {
         let zone = tz.iana_name().unwrap_or("local time");
         println!("attendance {from} to {to} ({zone}): {} person-day(s)", days.len());
@@ -165,6 +154,25 @@ pub fn attendance(config: &Config, args: AttendanceArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The attendance CSV (`date,person,first_in,last_out,passes`, local times), as printed by
+/// `facegate attendance --csv` and downloaded from the web console.
+pub fn write_attendance_csv(out: impl Write, days: &[DayAttendance], tz: &TimeZone) -> Result<()> {
+    let local = |t: jiff::Timestamp| t.to_zoned(tz.clone()).time().strftime("%H:%M:%S").to_string();
+    let mut out = csv::Writer::from_writer(out);
+    out.write_record(["date", "person", "first_in", "last_out", "passes"])?;
+    for d in days {
+        out.write_record([
+            d.date.to_string(),
+            d.person.clone(),
+            local(d.first_in),
+            local(d.last_out),
+            d.passes.to_string(),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -254,6 +254,7 @@ fn run_pipeline(
     let act_beat = Heartbeat::new(Arc::clone(&clock));
 
     let snapshot_requests = Arc::new(vision_stage::SnapshotRequests::default());
+    let live = config.web.enabled.then(|| crate::web::live::LiveFeed::start(config.cameras.len(), config.web.live_fps));
     let vision = VisionStage {
         engine,
         store: Store::open_config(&config.store)?,
@@ -267,6 +268,7 @@ fn run_pipeline(
         refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
         snapshots: config.mqtt.snapshots,
         snapshot_requests: Arc::clone(&snapshot_requests),
+        live: live.clone(),
     };
     let node = config.mqtt.node();
     let door_events = doors.values().map(|d| d.events()).collect();
@@ -301,6 +303,14 @@ fn run_pipeline(
         stats: Arc::clone(&stats),
         heartbeat: act_beat.clone(),
     };
+    let web = start_web(
+        config,
+        &doors,
+        live,
+        &hub,
+        || crate::api::Reload { source: options.reload.clone(), control: control.clone() },
+        &snapshot_requests,
+    )?;
     let vision_stop = Arc::new(AtomicBool::new(false));
     let vision_thread = spawn("vision", {
         let vision_stop = Arc::clone(&vision_stop);
@@ -381,6 +391,7 @@ fn run_pipeline(
     if let Some(mqtt) = mqtt {
         mqtt.stop();
     }
+    stop_web(web);
     let failure = match (vision_result, act_result, failure) {
         (Err(e), _, _) | (_, Err(e), _) => Some(e),
         (_, _, Some(failure)) => Some(anyhow::anyhow!("{failure}; see the log above")),
@@ -496,4 +507,48 @@ fn enroll_first_start(engine: &mut Engine, store: &mut Store, dir: &Path) -> Res
     let (enrolled, problems) = crate::cli::people::enroll_people(engine, store, &people, total)?;
     log::info!("first start: {enrolled} people enrolled, {problems} problem(s)");
     Ok(())
+}
+
+#[cfg(feature = "web")]
+type WebServer = crate::web::server::WebServer;
+#[cfg(not(feature = "web"))]
+type WebServer = ();
+
+/// Starts the web console when `[web] enabled` (and this build has it).
+fn start_web(
+    config: &Config,
+    doors: &HashMap<String, Arc<Door>>,
+    live: Option<Arc<crate::web::live::LiveFeed>>,
+    hub: &Arc<FrameHub>,
+    reload: impl FnOnce() -> crate::api::Reload,
+    snapshot_requests: &Arc<vision_stage::SnapshotRequests>,
+) -> Result<Option<WebServer>> {
+    let Some(live) = live else { return Ok(None) };
+    #[cfg(feature = "web")]
+    {
+        let store = Store::open_config(&config.store)?;
+        let api =
+            crate::api::NodeApi::new(config.clone(), store, doors.clone(), reload(), Arc::clone(snapshot_requests));
+        let server = crate::web::server::WebServer::start(config, api, live, Arc::clone(hub))?;
+        log::info!("web console: {}", server.url);
+        println!("web console: {}", server.url);
+        Ok(Some(server))
+    }
+    #[cfg(not(feature = "web"))]
+    {
+        let _ = (doors, live, hub, reload, snapshot_requests);
+        log::warn!("[web] enabled = true, but this facegate was built without the `web` feature; no console");
+        let _ = config;
+        Ok(None)
+    }
+}
+
+#[allow(clippy::unit_arg)]
+fn stop_web(web: Option<WebServer>) {
+    #[cfg(feature = "web")]
+    if let Some(server) = web {
+        server.stop();
+    }
+    #[cfg(not(feature = "web"))]
+    let _ = web;
 }

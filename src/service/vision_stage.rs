@@ -124,6 +124,8 @@ pub struct VisionStage {
     /// Cut JPEG snapshots (`mqtt.snapshots`; off by default for privacy).
     pub snapshots: bool,
     pub snapshot_requests: Arc<SnapshotRequests>,
+    /// The web console's live view (`[web]` on): offered each frame, cheap when nobody watches.
+    pub live: Option<Arc<crate::web::live::LiveFeed>>,
 }
 
 /// The gallery as loaded, with the store's change counter at load time.
@@ -219,6 +221,10 @@ impl VisionStage {
         ServiceStats::add(&self.stats.faces, detections.len() as u64);
         let boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let tracked = self.decider.track(&camera, frame.captured, &boxes);
+        if let Some(live) = &self.live {
+            let tracks: Vec<_> = tracked.iter().map(|t| t.track).collect();
+            live.offer(frame.camera, &frame.image, &boxes, &tracks);
+        }
         let mut outputs = Vec::new();
         // Tracks outlive a missed detection or two, so presence does not flicker.
         let faces = self.decider.active_tracks_on(&camera) as u32;
@@ -243,6 +249,9 @@ impl VisionStage {
             else {
                 continue;
             };
+            if let Some(live) = &self.live {
+                live.decided(frame.camera, &decision, None);
+            }
             let snapshot = self
                 .snapshots
                 .then(|| encode_jpeg(&face_crop(&frame.image, &boxes[i])))

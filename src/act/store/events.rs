@@ -94,6 +94,16 @@ pub struct DayAttendance {
     pub passes: u32,
 }
 
+/// Which events [`Store::recent_events`] returns; `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub kind: Option<EventKind>,
+    pub camera: Option<String>,
+    pub person: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
 const EVENT_COLUMNS: &str =
     "id, at_ms, camera, door, person_id, person_name, kind, reason, similarity, margin, votes, vote_window, bbox";
 
@@ -170,6 +180,25 @@ impl Store {
         let from = from.map_or(i64::MIN, |t| t.as_millisecond());
         let to = to.map_or(i64::MAX, |t| t.as_millisecond());
         let mut rows = stmt.query(params![from, to, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(event_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The newest events first, matching `filter`, at most `limit` (the console's event log).
+    pub fn recent_events(&self, filter: &EventFilter, limit: usize) -> Result<Vec<(i64, AccessEvent)>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR camera = ?2) \
+             AND (?3 IS NULL OR person_name = ?3 COLLATE NOCASE) AND at_ms >= ?4 AND at_ms < ?5 \
+             ORDER BY at_ms DESC, id DESC LIMIT ?6"
+        ))?;
+        let from = filter.from.map_or(i64::MIN, |t| t.as_millisecond());
+        let to = filter.to.map_or(i64::MAX, |t| t.as_millisecond());
+        let kind = filter.kind.map(EventKind::as_str);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![kind, filter.camera, filter.person, from, to, limit])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(event_from_row(row)?);

@@ -6,6 +6,7 @@
 //! `busy_timeout` for each other, and the service notices CLI edits through
 //! [`Store::change_counter`].
 
+mod admins;
 mod events;
 mod keys;
 mod outbox;
@@ -22,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::gallery::TemplateModel;
 
-pub use events::{AccessEvent, DayAttendance, EventKind};
+pub use admins::AdminRecord;
+pub use events::{AccessEvent, DayAttendance, EventFilter, EventKind};
 pub use keys::{KeyRecord, MAX_NONCES_PER_KEY, NonceUse};
 pub use people::{ForgetReport, PersonRecord, check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;

@@ -116,6 +116,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_retain ON outbox(retain, seq);
     CREATE INDEX outbox_topic ON outbox(topic, seq);
     ",
+    // web (issue 12): web console: administrator accounts (argon2 PHC strings, never plain passwords).
+    "
+    CREATE TABLE admins (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(trim(name)) > 0),
+        hash     TEXT NOT NULL CHECK (hash LIKE '$argon2%'),
+        created  TEXT NOT NULL,
+        updated  TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

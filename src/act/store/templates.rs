@@ -86,6 +86,27 @@ impl Store {
         Ok(added)
     }
 
+    /// A person's templates: (template id, created, photo SHA-256), oldest first.
+    pub fn templates_of(&self, who: &str) -> Result<Vec<(i64, String, String)>> {
+        let person = Store::require(&self.conn, &self.path, who)?;
+        let mut stmt =
+            self.conn.prepare("SELECT id, created, source_sha256 FROM templates WHERE person_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes one template of `who` (a wrong photo); false when that person has no such template.
+    pub fn delete_template(&mut self, who: &str, template: i64) -> Result<bool> {
+        let tx = write(&mut self.conn, &self.path)?;
+        let person = Store::require(&tx, &self.path, who)?;
+        let n = tx.execute("DELETE FROM templates WHERE id = ?1 AND person_id = ?2", params![template, person])?;
+        if n > 0 {
+            meta_add(&tx, "changes", 1)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     /// Everyone with templates, for the [`crate::gallery::matcher::Matcher`]. Refuses the whole
     /// gallery if any template was made by another model (matching would be silently wrong).
     pub fn gallery(&self, model: &TemplateModel) -> Result<Vec<Person>> {

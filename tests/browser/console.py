@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""The web console in a real headless Chromium (Debian's chromium + chromium-driver, driven by
+python3-selenium) against `facegate run` on the demo clip: log in, see the live view render a
+frame with a box drawn, enroll a person from an uploaded photo, download the attendance CSV and
+compare it with the CLI's. Screenshots of every page go to target/web-screenshots/.
+
+Usage: tests/browser/console.py [path/to/facegate]   (default: target/release/facegate)
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/facegate"))
+SHOTS = os.path.join(ROOT, "target/web-screenshots")
+PASSWORD = "browser test password"
+
+
+def main():
+    os.makedirs(SHOTS, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="facegate-web-")
+    fixtures = os.path.join(ROOT, "tests/fixtures")
+    config = os.path.join(work, "facegate.toml")
+    with open(config, "w") as f:
+        f.write(f"""
+[service]
+enroll_dir = "{fixtures}/faces"
+stop_when_cameras_end = false
+status_interval_s = 5
+[store]
+path = "{work}/facegate.db"
+[detector]
+min_face = 40.0
+[decide]
+window = 5
+needed = 3
+cooldown_ms = 2000
+[[camera]]
+name = "entrance"
+location = "Main entrance"
+door = "front"
+source = {{ kind = "replay", path = "{fixtures}/clips/walkup.mjpeg", fps = 15.0, looping = true }}
+[[door]]
+name = "front"
+relay = {{ driver = "dry_run" }}
+pulse_ms = 500
+[web]
+enabled = true
+bind = "127.0.0.1:0"
+tls = false
+""")
+    env = dict(os.environ, RUST_LOG="info")
+    subprocess.run([BIN, "--config", config, "admin", "add", "office"], input=PASSWORD + "\n", text=True,
+                   check=True, env=env)
+    log = open(os.path.join(work, "run.log"), "w")
+    run = subprocess.Popen([BIN, "--config", config, "run"], stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    driver = None
+    try:
+        url = None
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            line = run.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"web console: (http://\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "facegate run did not print the console URL; see " + log.name
+        print("console at", url)
+
+        opts = webdriver.ChromeOptions()
+        for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                  f"--user-data-dir={work}/chrome", "--window-size=1280,900"]:
+            opts.add_argument(a)
+        opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+        wait = WebDriverWait(driver, 60)
+
+        def shot(name):
+            path = os.path.join(SHOTS, name + ".png")
+            driver.save_screenshot(path)
+            print("screenshot", path)
+
+        driver.get(url + "/people")
+        assert "/login" in driver.current_url, "anonymous visitors are sent to the login page"
+        shot("login")
+        driver.find_element(By.NAME, "name").send_keys("office")
+        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "img[src='/live/entrance']"))
+
+        # A frame arrived and a box is drawn in it (checked on the pixels) and labelled over it.
+        has_box = """
+          const img = document.querySelector("img[src='/live/entrance']");
+          if (!img || !img.naturalWidth) return false;
+          const r = await fetch('/api/live/entrance').then(r => r.json());
+          if (!r.boxes.length) return false;
+          const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+          const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+          const b = r.boxes[0]; const y = Math.round((b.y1 + b.y2) / 2); const x = Math.round(b.x1) + 1;
+          const p = g.getImageData(Math.max(0, x - 2), y, 5, 1).data;
+          for (let i = 0; i < p.length; i += 4) {
+            const [R, G, B] = [p[i], p[i + 1], p[i + 2]];
+            if ((G > 150 && R < 90 && B < 110) || (R > 180 && G < 90 && B < 90) || (R > 190 && G > 140 && B < 80)) return true;
+          }
+          return false;"""
+        wait.until(lambda d: d.execute_async_script("const done = arguments[0]; (async () => {" + has_box + "})().then(done, () => done(false));"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#decisions tr"))
+        time.sleep(0.5)  # let the overlay draw once more for the screenshot (not a synchronisation)
+        shot("live")
+
+        driver.get(url + "/people")
+        driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] input[name='name']").send_keys("Browser Person")
+        driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] input[type='file']").send_keys(
+            os.path.join(fixtures, "strangers/cameraman.jpg"))
+        driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] button").click()
+        wait.until(lambda d: "Enrolment of Browser Person" in d.page_source)
+        assert "enrolled" in driver.find_element(By.TAG_NAME, "table").text, driver.page_source
+        shot("enroll")
+        driver.find_element(By.PARTIAL_LINK_TEXT, "Open Browser Person").click()
+        wait.until(lambda d: "Templates (1)" in d.page_source)
+        shot("person")
+        driver.get(url + "/people")
+        assert "Browser Person" in driver.page_source
+        shot("people")
+
+        # Wait for at least one granted pass so the CSV has rows, then compare with the CLI's.
+        wait.until(lambda d: d.execute_async_script(
+            "const done = arguments[0]; fetch('/api/decisions').then(r => r.json()).then(r => done(r.some(e => e.kind == 'granted')), () => done(false));"))
+        driver.get(url + "/attendance")
+        shot("attendance")
+        link = driver.find_element(By.PARTIAL_LINK_TEXT, "Download CSV").get_attribute("href")
+        csv = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));", link)
+        m = re.search(r"from=([0-9-]+)&to=([0-9-]+)", link)
+        cli = subprocess.run([BIN, "--config", config, "attendance", "--csv", "--from", m.group(1), "--to", m.group(2)],
+                             capture_output=True, text=True, check=True).stdout
+        assert csv == cli, f"console CSV differs from the CLI's:\n{csv}\n---\n{cli}"
+        assert len(csv.splitlines()) >= 2, csv
+        print("attendance CSV identical to the CLI's:", len(csv.splitlines()) - 1, "row(s)")
+
+        driver.get(url + "/events")
+        shot("events")
+        driver.get(url + "/health")
+        shot("health")
+        print("browser test passed")
+    finally:
+        if driver:
+            driver.quit()
+        run.terminate()
+        try:
+            run.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            run.kill()
+        log.close()
+        if os.environ.get("KEEP") is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+//! HTTP-level tests of every console route against the real store and the real face models:
+//! anonymous requests are refused, POSTs without the CSRF token are refused and change nothing,
+//! bad uploads are refused with a message, and the attendance CSV is the CLI's.
+#![cfg(feature = "web")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use facegate::act::door::Door;
+use facegate::act::store::{AccessEvent, EventKind, Store};
+use facegate::config::Config;
+use facegate::decide::clock::MonotonicClock;
+use facegate::web::live::LiveFeed;
+use facegate::web::{WebState, router};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+struct Console {
+    _dir: tempfile::TempDir,
+    config: Config,
+    state: Arc<WebState>,
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+fn console() -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[store]\npath = \"{}\"\n[web]\nenabled = true\nbind = \"127.0.0.1:0\"\ntls = false\nmax_upload_mb = 2\n\
+         [[door]]\nname = \"front\"\nrelay = {{ driver = \"dry_run\" }}\npulse_ms = 50\n\
+         [[camera]]\nname = \"entrance\"\ndoor = \"front\"\nsource = {{ kind = \"replay\", path = \"{}\" }}\n",
+        dir.path().join("f.db").display(),
+        common::fixture("clips/walkup.mjpeg").display()
+    );
+    let config = Config::parse(&text).unwrap();
+    let mut store = Store::open_config(&config.store).unwrap();
+    store.add_admin("office", &facegate::web::auth::hash_password(PASSWORD).unwrap()).unwrap();
+    let mut doors = HashMap::new();
+    let door = Door::open(&config.doors[0], Arc::new(MonotonicClock::default())).unwrap();
+    doors.insert("front".to_string(), Arc::new(door));
+    let live = LiveFeed::start(1, 5.0);
+    let reload = facegate::api::Reload { source: None, control: Default::default() };
+    let api = facegate::api::NodeApi::new(
+        config.clone(),
+        Store::open_config(&config.store).unwrap(),
+        doors,
+        reload,
+        Default::default(),
+    );
+    let state = Arc::new(WebState::new(&config, store, api, live, None).unwrap());
+    Console { _dir: dir, config, state }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Console {
+    fn store(&self) -> Store {
+        Store::open_config(&self.config.store).unwrap()
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let response = router(Arc::clone(&self.state)).oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let streaming =
+            headers.get(header::CONTENT_TYPE).is_some_and(|v| v.to_str().unwrap().starts_with("multipart/x-mixed"));
+        let body = if streaming {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned()
+        };
+        Reply { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut b = Request::get(path);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Reply {
+        let body: String = form.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&");
+        let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn post_multipart(
+        &self,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, Vec<u8>)],
+    ) -> Reply {
+        let boundary = "XyZboundary";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").into_bytes(),
+            );
+        }
+        for (name, bytes) in files {
+            body.extend(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n"
+                )
+                .into_bytes(),
+            );
+            body.extend(bytes);
+            body.extend(b"\r\n");
+        }
+        body.extend(format!("--{boundary}--\r\n").into_bytes());
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .header(header::COOKIE, cookie)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Logs in; returns the cookie and the session's CSRF token.
+    async fn login(&self) -> (String, String) {
+        let r = self.post_form("/login", None, &[("name", "office"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let set = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_string();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let page = self.get("/people", Some(&cookie)).await;
+        let csrf = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        (cookie, csrf)
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+const GET_ROUTES: &[&str] = &[
+    "/",
+    "/people",
+    "/people/1",
+    "/attendance",
+    "/attendance.csv",
+    "/events",
+    "/health",
+    "/live/entrance",
+    "/api/live/entrance",
+    "/api/decisions",
+];
+
+#[test]
+fn every_route_needs_a_login() {
+    let c = console();
+    rt().block_on(async {
+        for path in GET_ROUTES {
+            let r = c.get(path, None).await;
+            assert!(r.status == StatusCode::SEE_OTHER || r.status == StatusCode::UNAUTHORIZED, "{path}: {}", r.status);
+        }
+        let r = c.get("/people", Some("facegate_session=forged")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        for path in
+            ["/people", "/people/1/edit", "/enroll", "/doors/front/test", "/logout", "/people/1/templates/1/delete"]
+        {
+            let r = c.post_form(path, None, &[("name", "Eve"), ("action", "remove")]).await;
+            assert!(r.status == StatusCode::SEE_OTHER || r.status == StatusCode::UNAUTHORIZED, "{path}: {}", r.status);
+        }
+        assert!(c.store().people().unwrap().is_empty(), "an anonymous POST changed nothing");
+        let r = c.get("/login", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.headers.get("content-security-policy").is_some());
+    });
+}
+
+#[test]
+fn logins_are_checked_and_rate_limited() {
+    let c = console();
+    rt().block_on(async {
+        let r = c.post_form("/login", None, &[("name", "office"), ("password", "wrong password!")]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.body.contains("wrong name or password"));
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        let r = c.post_form("/login", None, &[("name", "nobody"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        for _ in 0..9 {
+            c.post_form("/login", None, &[("name", "office"), ("password", "wrong password!")]).await;
+        }
+        let r = c.post_form("/login", None, &[("name", "office"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits after many failures");
+        assert!(r.body.contains("wait"), "{}", r.body);
+    });
+}
+
+#[test]
+fn posts_without_the_csrf_token_change_nothing() {
+    let c = console();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let r = c.post_form("/people", Some(&cookie), &[("csrf", &csrf), ("name", "Ann")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let ann = c.store().find_person("Ann").unwrap().unwrap();
+        let edit = format!("/people/{}/edit", ann.id);
+        for (path, form) in [
+            ("/people", vec![("name", "Bob")]),
+            (edit.as_str(), vec![("action", "rename"), ("value", "Zed")]),
+            (edit.as_str(), vec![("action", "remove")]),
+            (edit.as_str(), vec![("action", "forget")]),
+            ("/doors/front/test", vec![]),
+            ("/logout", vec![]),
+        ] {
+            for token in ["", "0000"] {
+                let mut f = form.clone();
+                f.push(("csrf", token));
+                let r = c.post_form(path, Some(&cookie), &f).await;
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} without a valid token: {}", r.body);
+            }
+        }
+        let r = c.post_multipart("/enroll", &cookie, &[("name", "Cy")], &[("a.jpg", vec![1, 2, 3])]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let people = c.store().people().unwrap();
+        assert_eq!(people.len(), 1);
+        assert_eq!(people[0].name, "Ann");
+        assert_eq!(c.get("/people", Some(&cookie)).await.status, StatusCode::OK, "still logged in");
+    });
+}
+
+#[test]
+fn people_are_edited_through_the_console() {
+    let c = console();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let r = c.post_form("/people", Some(&cookie), &[("csrf", &csrf), ("name", "Ann"), ("role", "visitor")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let id = c.store().find_person("Ann").unwrap().unwrap().id;
+        let edit = format!("/people/{id}/edit");
+        let ok = |r: &Reply| assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        ok(&c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", "rename"), ("value", "Anna")]).await);
+        ok(&c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", "role"), ("value", "employee")]).await);
+        ok(&c
+            .post_form(
+                &edit,
+                Some(&cookie),
+                &[("csrf", &csrf), ("action", "schedule"), ("value", "mon-fri 07:00-19:00")],
+            )
+            .await);
+        ok(&c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", "doors"), ("value", "front")]).await);
+        let p = c.store().find_person("Anna").unwrap().unwrap();
+        assert_eq!(
+            (p.role.as_str(), p.schedule.to_string(), p.doors.to_string()),
+            ("employee", "mon-fri 07:00-19:00".into(), "front".into())
+        );
+        for (action, value, says) in [
+            ("role", "king", "role"),
+            ("schedule", "someday", "schedule"),
+            ("doors", "garage", "garage"),
+            ("rename", "#5", "id"),
+            ("explode", "", "unknown action"),
+        ] {
+            let r = c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", action), ("value", value)]).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{action}={value}");
+            assert!(r.body.to_lowercase().contains(says), "{action}: {}", r.body);
+        }
+        assert_eq!(c.store().find_person("Anna").unwrap().unwrap(), p, "refused edits changed nothing");
+        let page = c.get(&format!("/people/{id}"), Some(&cookie)).await;
+        assert!(page.status == StatusCode::OK && page.body.contains("Anna"));
+        let list = c.get("/people?q=ann", Some(&cookie)).await;
+        assert!(list.body.contains("Anna"));
+        assert!(!c.get("/people?q=zzz", Some(&cookie)).await.body.contains("Anna"));
+        assert_eq!(c.get("/people/999", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(c.get("/people/abc", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+        // The audit trail: every change left an event for MQTT.
+        use facegate::act::Outbox;
+        let audits = c.store().pending(0, 100).unwrap().into_iter().filter(|e| e.event.topic == "audit").count();
+        assert!(audits >= 5, "{audits} audit events");
+        let r = c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", "forget")]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(c.store().people().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn uploads_are_checked_per_photo() {
+    let c = console();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let read = |p: &str| std::fs::read(common::fixture(p)).unwrap();
+        let r = c
+            .post_multipart(
+                "/enroll",
+                &cookie,
+                &[("csrf", &csrf), ("name", "Grace")],
+                &[("junk.jpg", b"not an image".to_vec())],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("junk.jpg") && r.body.contains("JPEG"), "{}", r.body);
+        let r = c
+            .post_multipart(
+                "/enroll",
+                &cookie,
+                &[("csrf", &csrf), ("name", "Grace")],
+                &[("cat.jpg", read("noface/cat.jpg"))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("cat.jpg shows 0 faces"), "{}", r.body);
+        let r = c
+            .post_multipart(
+                "/enroll",
+                &cookie,
+                &[("csrf", &csrf), ("name", "Grace")],
+                &[("group.jpg", read("group/01.jpg"))],
+            )
+            .await;
+        assert!(r.body.contains("group.jpg shows") && r.body.contains("exactly one"), "{}", r.body);
+        assert!(c.store().people().unwrap().is_empty(), "refused uploads enrolled nobody");
+        let big = vec![0u8; 3 * 1024 * 1024];
+        let r = c.post_multipart("/enroll", &cookie, &[("csrf", &csrf), ("name", "Grace")], &[("big.jpg", big)]).await;
+        assert!(r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::PAYLOAD_TOO_LARGE, "{}", r.status);
+        assert!(c.store().people().unwrap().is_empty());
+        let r = c
+            .post_multipart(
+                "/enroll",
+                &cookie,
+                &[("csrf", &csrf), ("name", "Grace")],
+                &[("01.jpg", read("faces/hopper/01.jpg")), ("cat.jpg", read("noface/cat.jpg"))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("enrolled") && r.body.contains("0 faces"), "one result per photo: {}", r.body);
+        let grace = c.store().find_person("Grace").unwrap().unwrap();
+        assert_eq!(grace.templates, 1);
+        let templates = c.store().templates_of("Grace").unwrap();
+        let del = format!("/people/{}/templates/{}/delete", grace.id, templates[0].0);
+        assert_eq!(c.post_form(&del, Some(&cookie), &[("csrf", "")]).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 1);
+        assert_eq!(c.post_form(&del, Some(&cookie), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 0);
+    });
+}
+
+fn granted(at: &str, id: i64, name: &str) -> AccessEvent {
+    AccessEvent {
+        at: at.parse().unwrap(),
+        camera: "entrance".into(),
+        door: Some("front".into()),
+        person_id: Some(id),
+        person_name: Some(name.into()),
+        kind: EventKind::Granted,
+        reason: None,
+        similarity: Some(0.8),
+        margin: Some(0.3),
+        votes: 3,
+        window: 5,
+        bbox: None,
+    }
+}
+
+#[test]
+fn attendance_csv_is_the_clis_and_pages_render() {
+    let c = console();
+    let mut store = c.store();
+    let ann = store.add_person("Ann", Default::default(), &Default::default()).unwrap();
+    for at in ["2026-03-02T08:01:00Z", "2026-03-02T17:30:00Z", "2026-03-03T09:00:00Z"] {
+        store.record_event(&granted(at, ann, "Ann"), &[]).unwrap();
+    }
+    let mut unknown = granted("2026-03-02T10:00:00Z", ann, "Ann");
+    (unknown.kind, unknown.person_id, unknown.person_name) = (EventKind::Unknown, None, None);
+    store.record_event(&unknown, &[]).unwrap();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let r = c.get("/attendance.csv?from=2026-03-01&to=2026-03-05", Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let db = c.config.store.path.to_str().unwrap();
+        let cli = common::facegate(&["--db", db, "attendance", "--csv", "--from", "2026-03-01", "--to", "2026-03-05"]);
+        assert!(cli.status.success(), "{}", common::stderr(&cli));
+        assert_eq!(r.body, common::stdout(&cli), "the console's CSV is the CLI's");
+        assert_eq!(r.body.lines().count(), 3);
+        let page = c.get("/attendance?from=2026-03-01&to=2026-03-05", Some(&cookie)).await;
+        assert!(page.status == StatusCode::OK && page.body.contains("<svg") && page.body.contains("Ann"));
+        for bad in [
+            "/attendance?from=yesterday",
+            "/attendance?from=2026-03-05&to=2026-03-01",
+            "/attendance?from=2020-01-01&to=2026-01-01",
+        ] {
+            assert_eq!(c.get(bad, Some(&cookie)).await.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let ev = c.get("/events?kind=unknown", Some(&cookie)).await;
+        assert!(
+            ev.status == StatusCode::OK
+                && ev.body.contains("class=\"unknown\"")
+                && !ev.body.contains("class=\"granted\""),
+            "{}",
+            ev.body
+        );
+        assert_eq!(c.get("/events?kind=maybe", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
+        let d = c.get("/api/decisions", Some(&cookie)).await;
+        let rows: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 4);
+        let h = c.get("/health", Some(&cookie)).await;
+        assert!(
+            h.status == StatusCode::OK
+                && h.body.contains("integrity check passed")
+                && h.body.contains("Test door front")
+        );
+        let t = c.post_form("/doors/front/test", Some(&cookie), &[("csrf", &csrf)]).await;
+        assert!(t.status == StatusCode::OK && t.body.contains("pulsed for 50 ms"), "{}", t.body);
+        let t = c.post_form("/doors/side/test", Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(t.status, StatusCode::BAD_REQUEST);
+        let live = c.get("/", Some(&cookie)).await;
+        assert!(live.body.contains("/live/entrance"));
+        let mjpeg = c.get("/live/entrance", Some(&cookie)).await;
+        assert_eq!(mjpeg.headers.get(header::CONTENT_TYPE).unwrap(), "multipart/x-mixed-replace; boundary=frame");
+        assert_eq!(c.get("/live/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+        let boxes = c.get("/api/live/entrance", Some(&cookie)).await;
+        assert!(boxes.body.contains("\"boxes\""));
+        let out = c.post_form("/logout", Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(out.status, StatusCode::SEE_OTHER);
+        assert_eq!(c.get("/people", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "logged out");
+    });
+}
