@@ -48,6 +48,7 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     ok &= report("clock", check_clock());
     ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
     ok &= report("models", check_models(config));
+    ok &= report("liveness", check_liveness(config));
     ok &= report("database", check_store(config));
     for camera in &config.cameras {
         ok &= report(&format!("camera {}", camera.name), check_camera(camera, args.camera_timeout));
@@ -107,6 +108,23 @@ fn check_models(config: &Config) -> Result<String> {
         bail!("no {} models in {}", config.models.variant, manifest.dir.display());
     }
     Ok(format!("{checked} {} model file(s) match their SHA-256 in {}", config.models.variant, manifest.dir.display()))
+}
+
+/// The presentation-attack models load (checksums, ONNX Runtime) when the check is in force.
+fn check_liveness(config: &Config) -> Result<String> {
+    use crate::vision::liveness::{Liveness, LivenessMode};
+    match config.liveness.effective_mode(!config.doors.is_empty()) {
+        LivenessMode::Off if config.doors.is_empty() => Ok("off (no door configured)".into()),
+        LivenessMode::Off => Ok("off: a photo or a screen of an enrolled person opens the door; set                                  `[liveness] mode = \"passive\"` to refuse them"
+            .into()),
+        LivenessMode::Passive => {
+            let runtime = Runtime::load(config.runtime.clone())?;
+            let manifest = Manifest::load(&config.models_dir())?;
+            let liveness = Liveness::load(&runtime, &manifest, config.liveness.threshold)?;
+            let ids: Vec<&str> = liveness.entries().iter().map(|e| e.id.as_str()).collect();
+            Ok(format!("passive: {} loaded, threshold {:.3}", ids.join(" + "), liveness.threshold()))
+        }
+    }
 }
 
 fn check_store(config: &Config) -> Result<String> {
