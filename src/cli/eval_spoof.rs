@@ -147,7 +147,7 @@ pub fn run(config: &Config, root: &Path, json: bool, det: Option<&Path>, require
             }
         };
         let t = std::time::Instant::now();
-        let faces = tools.faces(&image, config).with_context(|| format!("{}", row.path))?;
+        let faces = tools.faces(&image, config).with_context(|| row.path.clone())?;
         let Some(&(_, score)) =
             faces.iter().max_by(|a, b| (a.0.width() * a.0.height()).total_cmp(&(b.0.width() * b.0.height())))
         else {
