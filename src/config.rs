@@ -20,6 +20,8 @@ pub struct Config {
     pub detector: DetectorParams,
     pub matching: MatchingConfig,
     pub decide: DecideConfig,
+    /// `[liveness]`: presentation-attack checks (see `vision::liveness`).
+    pub liveness: crate::vision::liveness::LivenessConfig,
     pub store: crate::act::store::StoreConfig,
     /// The `[[camera]]` tables, in order (a camera's index in frames and stats).
     #[serde(rename = "camera")]
@@ -77,6 +79,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.detector.validate()?;
         self.decide.validate()?;
+        self.liveness.validate()?;
         self.store.validate()?;
         crate::capture::config::validate_cameras(&self.cameras)?;
         self.mqtt.validate()?;

@@ -10,6 +10,7 @@ use crate::capture::image_file::load_rgb;
 use crate::config::{Config, MatchingConfig};
 use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
+use crate::vision::liveness::{Liveness, LivenessMode};
 use crate::vision::models::{Manifest, ModelEntry};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
 use crate::vision::runtime::Runtime;
@@ -20,6 +21,10 @@ pub struct Engine {
     pub manifest: Manifest,
     pub pipeline: FacePipeline,
     pub policy: MatchPolicy,
+    /// The presentation-attack models, loaded when `[liveness]` is in force (see
+    /// [`LivenessConfig::effective_mode`]); a missing or corrupt model is an error, never a
+    /// silent "no check".
+    pub liveness: Option<Liveness>,
 }
 
 /// The matching rule for this embedder: the configured threshold (default: the manifest's),
@@ -58,7 +63,11 @@ impl Engine {
         };
         let pipeline = FacePipeline::load(&runtime, &manifest, options)?;
         let policy = match_policy(&config.matching, pipeline.embedder_entry())?;
-        Ok(Engine { runtime, manifest, pipeline, policy })
+        let liveness = match config.liveness.effective_mode(!config.doors.is_empty()) {
+            LivenessMode::Passive => Some(Liveness::load(&runtime, &manifest, config.liveness.threshold)?),
+            LivenessMode::Off => None,
+        };
+        Ok(Engine { runtime, manifest, pipeline, policy, liveness })
     }
 
     /// Identifies the embedder, so galleries refuse templates from another model.

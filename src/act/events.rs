@@ -70,6 +70,8 @@ pub struct DecisionInfo {
     pub bbox: [f32; 4],
     /// From the frame's capture to the decision, in milliseconds.
     pub latency_ms: f64,
+    /// The failed liveness score of a `spoof_suspected` denial (0-1), else `None`.
+    pub liveness: Option<f32>,
 }
 
 /// What happened at a door.
@@ -190,7 +192,7 @@ impl EventBuilder {
             DecisionKind::Denied { reason } => json!(reason),
             _ => Value::Null,
         };
-        let body = json!({
+        let mut body = json!({
             "event_type": d.kind.as_str(),
             "reason": reason,
             "camera": d.camera,
@@ -204,6 +206,9 @@ impl EventBuilder {
             "bbox": d.bbox.map(|v| round(v as f64, 1)),
             "latency_ms": round(d.latency_ms, 1),
         });
+        if let (Some(score), Some(map)) = (d.liveness, body.as_object_mut()) {
+            map.insert("liveness".into(), json!(round(score as f64, 4)));
+        }
         self.event("decision".into(), d.kind.as_str(), at, body, false)
     }
 
@@ -352,6 +357,7 @@ mod tests {
             window: 5,
             bbox: [10.0, 20.0, 64.0, 80.0],
             latency_ms: 95.04,
+            liveness: None,
         }
     }
 

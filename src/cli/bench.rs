@@ -77,6 +77,34 @@ struct BenchReport {
     identify: Vec<IdentifyFigures>,
     peak_rss_mib_models_loaded: f64,
     peak_rss_mib_end: f64,
+    /// Median ms to score one face of the one-face frame with every liveness model (crop + run).
+    liveness_ms_per_face: Option<f64>,
+}
+
+/// Median liveness cost per face on `frame` (None when the manifest has no liveness model).
+fn bench_liveness(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    config: &Config,
+    frame: &RgbImage,
+    iterations: usize,
+) -> Result<Option<f64>> {
+    let Ok(mut liveness) = crate::vision::liveness::Liveness::load(runtime, manifest, None) else { return Ok(None) };
+    let mut detector = crate::vision::pipeline::load_detector(runtime, manifest, config.models.variant)?;
+    let (detections, _) = detector.detect(frame, &config.detector)?;
+    let boxes: Vec<_> = detections.iter().map(|d| d.bbox).take(1).collect();
+    if boxes.is_empty() {
+        return Ok(None);
+    }
+    let mut samples = Vec::new();
+    for i in 0..iterations + 3 {
+        let (r, ms) = time_ms(|| liveness.score(frame, &boxes));
+        r?;
+        if i >= 3 {
+            samples.push(ms);
+        }
+    }
+    Ok(Some(median(&samples)))
 }
 
 /// Fits an image into a black 640x480 frame, keeping its aspect ratio.
@@ -191,6 +219,8 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         }
     }
     drop(gallery_10k);
+    runtime.set_intra_threads(config.runtime.intra_threads);
+    let liveness_ms_per_face = bench_liveness(&runtime, &manifest, config, &frames[0].1, args.iterations.max(1))?;
     let probe = synthetic_people(1, dim).remove(0).templates.remove(0);
     let mut identify = Vec::new();
     for &size in &args.gallery_sizes {
@@ -206,6 +236,7 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         identify,
         peak_rss_mib_models_loaded: rss_models,
         peak_rss_mib_end: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+        liveness_ms_per_face,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -243,6 +274,10 @@ fn print_report(r: &BenchReport) {
     }
     println!("peak RSS with models loaded and frames run: {:.0} MiB", r.peak_rss_mib_models_loaded);
     println!("peak RSS at the end (after the largest synthetic gallery): {:.0} MiB", r.peak_rss_mib_end);
+    match r.liveness_ms_per_face {
+        Some(ms) => println!("liveness (both models, crop + run) per face: {ms:.2} ms"),
+        None => println!("liveness: no liveness model in the manifest (or no face in the one-face frame)"),
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
     ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
     ok &= report("models", check_models(config));
     ok &= report("matching", check_matching(config));
+    ok &= report("liveness", check_liveness(config));
     ok &= report("database", check_store(config));
     if let Some(w) = store_permissions(config) {
         warn("database", &w);
@@ -132,6 +133,21 @@ fn check_matching(config: &Config) -> Result<String> {
         embedder.min_threshold.unwrap_or(policy.threshold),
         policy.margin
     ))
+/// The presentation-attack models load (checksums, ONNX Runtime) when the check is in force.
+fn check_liveness(config: &Config) -> Result<String> {
+    use crate::vision::liveness::{Liveness, LivenessMode};
+    match config.liveness.effective_mode(!config.doors.is_empty()) {
+        LivenessMode::Off if config.doors.is_empty() => Ok("off (no door configured)".into()),
+        LivenessMode::Off => Ok("off: a photo or a screen of an enrolled person opens the door; set                                  `[liveness] mode = \"passive\"` to refuse them"
+            .into()),
+        LivenessMode::Passive => {
+            let runtime = Runtime::load(config.runtime.clone())?;
+            let manifest = Manifest::load(&config.models_dir())?;
+            let liveness = Liveness::load(&runtime, &manifest, config.liveness.threshold)?;
+            let ids: Vec<&str> = liveness.entries().iter().map(|e| e.id.as_str()).collect();
+            Ok(format!("passive: {} loaded, threshold {:.3}", ids.join(" + "), liveness.threshold()))
+        }
+    }
 }
 
 fn check_store(config: &Config) -> Result<String> {

@@ -26,8 +26,15 @@ use crate::vision::pipeline::Timings;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Folder with manifest.csv and pairs.csv (e.g. ../shared/eval/faces-dev).
+    #[arg(long, value_name = "DIR", required_unless_present = "spoof", conflicts_with = "spoof")]
+    pub data: Option<PathBuf>,
+    /// Evaluate presentation-attack detection instead, on a folder in the spoof-dev format
+    /// (manifest.csv with path,label,kind,...; label `live` or `spoof`).
     #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    pub spoof: Option<PathBuf>,
+    /// With --spoof: draw the DET curve (APCER against BPCER) into this PNG.
+    #[arg(long, value_name = "OUT.png", requires = "spoof")]
+    pub det: Option<PathBuf>,
     /// Draw the ROC curves (one per subset) into this PNG.
     #[arg(long, value_name = "OUT.png")]
     pub roc: Option<PathBuf>,
@@ -101,7 +108,7 @@ pub struct EvalReport {
     pub unreadable_images: Vec<String>,
 }
 
-fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+pub(super) fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     reader
         .deserialize()
@@ -212,8 +219,12 @@ impl Evaluator<'_> {
 
 pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
     let requirements: Vec<Requirement> = args.require.iter().map(|r| Requirement::parse(r)).collect::<Result<_>>()?;
+    let root = match (&args.data, &args.spoof) {
+        (_, Some(dir)) => return super::eval_spoof::run(config, dir, args.json, args.det.as_deref(), &requirements),
+        (Some(dir), None) => dir,
+        (None, None) => bail!("give --data DIR (faces-dev format) or --spoof DIR (spoof-dev format)"),
+    };
     let mut engine = Engine::open(config)?;
-    let root = &args.data;
     let manifest: Vec<ManifestRow> = read_csv(&root.join("manifest.csv"))?;
     let pairs: Vec<PairRow> = read_csv(&root.join("pairs.csv"))?;
 
@@ -293,9 +304,13 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
     } else {
         print_report(&report);
     }
-    let figures = flatten(&report);
+    Ok(if check(&requirements, &flatten(&report))? > 0 { 1 } else { 0 })
+}
+
+/// Checks `--require` floors against the report's figures; returns how many failed.
+pub(super) fn check(requirements: &[Requirement], figures: &BTreeMap<String, f64>) -> Result<usize> {
     let mut failed = 0;
-    for r in &requirements {
+    for r in requirements {
         match figures.get(&r.key) {
             Some(&value) if r.holds(value) => {
                 eprintln!("requirement met: {} (value {value:.4})", r.text)
@@ -312,7 +327,7 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
             ),
         }
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(failed)
 }
 
 /// Every number in the report by dotted name, for `--require`.
@@ -339,7 +354,7 @@ fn far_label(far: f64) -> String {
     format!("{}", far * 100.0).replace('.', "_") + "pct"
 }
 
-struct Requirement {
+pub(super) struct Requirement {
     text: String,
     key: String,
     at_least: bool,
@@ -347,7 +362,7 @@ struct Requirement {
 }
 
 impl Requirement {
-    fn parse(text: &str) -> Result<Requirement> {
+    pub(super) fn parse(text: &str) -> Result<Requirement> {
         let (key, at_least, value) = if let Some((k, v)) = text.split_once(">=") {
             (k, true, v)
         } else if let Some((k, v)) = text.split_once("<=") {

@@ -9,6 +9,8 @@ mod door;
 pub(crate) mod draw;
 mod eval;
 mod keys;
+mod eval_spoof;
+mod liveness;
 pub(crate) mod people;
 mod plot;
 mod remote;
@@ -91,6 +93,8 @@ pub enum Command {
     Enroll(people::EnrollArgs),
     /// Identify every face in images against the enrolled people.
     Identify(people::IdentifyArgs),
+    /// Score every face in images for presentation attacks (print, screen): score and verdict.
+    Liveness(liveness::LivenessArgs),
     /// Measure accuracy and speed on a folder in the faces-dev format (manifest.csv, pairs.csv).
     Eval(eval::EvalArgs),
     /// Benchmark every stage and the whole pipeline; prints medians and peak memory.
@@ -187,6 +191,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Enroll(args) => people::enroll(&config, args),
         Command::Identify(args) => people::identify(&config, args),
         Command::Eval(args) => eval::run(&config, args),
+        Command::Liveness(args) => liveness::run(&config, args),
         Command::Bench(args) => bench::run(&config, args),
         Command::Demo(args) => demo::run(&config, args),
         Command::People(args) => store::people(&config, args),

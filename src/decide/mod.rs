@@ -5,6 +5,7 @@
 //! faces it says still need identifying, and feeds the identifications back.
 
 pub mod clock;
+pub mod liveness;
 pub mod policy;
 pub mod tracker;
 pub mod voter;
@@ -91,13 +92,27 @@ pub struct Decider {
     config: DecideConfig,
     trackers: HashMap<String, Tracker>,
     voter: Voter,
+    liveness: liveness::LivenessVotes,
 }
 
 impl Decider {
     pub fn new(config: DecideConfig) -> Result<Decider> {
         config.validate()?;
         let voter = Voter::new(config.votes());
-        Ok(Decider { config, trackers: HashMap::new(), voter })
+        let liveness = liveness::LivenessVotes::new(None, config.window);
+        Ok(Decider { config, trackers: HashMap::new(), voter, liveness })
+    }
+
+    /// Turns the liveness vote on (`Some(threshold)` on the mean score) or off (`None`).
+    pub fn with_liveness(mut self, threshold: Option<f32>) -> Decider {
+        self.liveness = liveness::LivenessVotes::new(threshold, self.config.window);
+        self
+    }
+
+    /// Adds one frame's liveness score of a tracked face (call before [`Decider::vote`] for
+    /// the same frame).
+    pub fn observe_liveness(&mut self, camera: &str, track: TrackId, score: f32) {
+        self.liveness.observe(camera, track, score);
     }
 
     pub fn config(&self) -> &DecideConfig {
@@ -111,6 +126,7 @@ impl Decider {
         let (ids, expired) = tracker.update(now, boxes);
         for track in expired {
             self.voter.forget(camera, track);
+            self.liveness.forget(camera, track);
         }
         ids.into_iter()
             .zip(boxes)
@@ -131,7 +147,8 @@ impl Decider {
         bbox: BBox,
         identification: &Identification,
     ) -> Option<Decision> {
-        self.voter.observe(now, camera, track, bbox, identification)
+        let decision = self.voter.observe(now, camera, track, bbox, identification)?;
+        Some(self.liveness.judge(decision))
     }
 
     /// Decisions held back by the cooldown so far.

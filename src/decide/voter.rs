@@ -51,8 +51,19 @@ impl VoteConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Recognised { person: String, similarity: f32, margin: f32 },
+    Recognised {
+        person: String,
+        similarity: f32,
+        margin: f32,
+    },
     Unknown,
+    /// The face's liveness vote failed (a print or a screen, most likely): the door stays shut
+    /// whoever it resembles. `person` is who it would have been recognised as, if anyone.
+    SpoofSuspected {
+        person: Option<String>,
+        similarity: Option<f32>,
+        liveness: f32,
+    },
 }
 
 /// A decision with its evidence.

@@ -236,6 +236,7 @@ impl ActStage {
             ("granted", &s.granted),
             ("denied", &s.denied),
             ("unknown", &s.unknown),
+            ("spoof_suspected", &s.spoof_suspected),
             ("alerts", &s.alerts),
             ("pulses", &s.pulses),
             ("store_errors", &s.store_errors),
@@ -281,6 +282,7 @@ impl ActStage {
             window: e.window,
             bbox: [b.x1, b.y1, b.width(), b.height()],
             latency_ms: self.clock.now().saturating_sub(input.decision.at).as_secs_f64() * 1e3,
+            liveness: liveness_of(&input.decision),
         };
         let decision = self.events.decision(&info, e.at);
         let mut out = Vec::new();
@@ -321,6 +323,17 @@ impl ActStage {
             window: d.window as u32,
             bbox: Some(d.bbox),
         };
+        if let Outcome::SpoofSuspected { person, similarity, .. } = &d.outcome {
+            // Never opens, whoever the face resembles; the person is named when known.
+            event.kind = EventKind::Denied;
+            event.reason = Some(SPOOF_SUSPECTED.into());
+            event.similarity = *similarity;
+            if let Some(name) = person {
+                event.person_id = self.store.find_person(name)?.map(|p| p.id);
+                event.person_name = Some(name.clone());
+            }
+            return Ok(Verdict { event, open: None });
+        }
         let Outcome::Recognised { person, similarity, margin } = &d.outcome else {
             return Ok(Verdict { event, open: None });
         };
@@ -389,9 +402,13 @@ impl ActStage {
             EventKind::Alert => &self.stats.alerts,
         };
         ServiceStats::add(counter, 1);
+        if e.reason.as_deref() == Some(SPOOF_SUSPECTED) {
+            ServiceStats::add(&self.stats.spoof_suspected, 1);
+        }
         let who = e.person_name.as_deref().unwrap_or("unknown face");
-        let evidence = match (e.similarity, e.margin) {
-            (Some(s), Some(m)) => format!("similarity {s:.2}, margin {m:.2}, "),
+        let evidence = match (e.similarity, e.margin, liveness_of(&input.decision)) {
+            (_, _, Some(l)) => format!("liveness {l:.3}, "),
+            (Some(s), Some(m), None) => format!("similarity {s:.2}, margin {m:.2}, "),
             _ => String::new(),
         };
         let reason = e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -428,6 +445,17 @@ impl ActStage {
                 Err(e) => log::error!("door {door_name}: could not open: {e:#}"),
             }
         }
+    }
+}
+
+/// The denial reason of a face whose liveness vote failed.
+pub const SPOOF_SUSPECTED: &str = "spoof_suspected";
+
+/// The failed liveness score of a decision, if it is a spoof denial.
+fn liveness_of(decision: &crate::decide::voter::Decision) -> Option<f32> {
+    match decision.outcome {
+        Outcome::SpoofSuspected { liveness, .. } => Some(liveness),
+        _ => None,
     }
 }
 

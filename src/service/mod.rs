@@ -255,10 +255,15 @@ fn run_pipeline(
 
     let snapshot_requests = Arc::new(vision_stage::SnapshotRequests::default());
     let live = config.web.enabled.then(|| crate::web::live::LiveFeed::start(config.cameras.len(), config.web.live_fps));
+    let liveness_threshold = engine.liveness.as_ref().map(|l| l.threshold());
+    match liveness_threshold {
+        Some(t) => log::info!("liveness: passive check on, threshold {t:.3}"),
+        None => log::warn!("liveness: off; a photo or a screen of an enrolled person is treated like the person"),
+    }
     let vision = VisionStage {
         engine,
         store: Store::open_config(&config.store)?,
-        decider: Decider::new(config.decide.clone())?,
+        decider: Decider::new(config.decide.clone())?.with_liveness(liveness_threshold),
         camera_names: config.cameras.iter().map(|c| c.name.clone()).collect(),
         hub: Arc::clone(&hub),
         doors: doors.values().cloned().collect(),

@@ -16,6 +16,8 @@ pub struct ServiceStats {
     pub granted: AtomicU64,
     pub denied: AtomicU64,
     pub unknown: AtomicU64,
+    /// Denials because the liveness vote failed (print or screen suspected).
+    pub spoof_suspected: AtomicU64,
     pub alerts: AtomicU64,
     pub pulses: AtomicU64,
     pub store_errors: AtomicU64,

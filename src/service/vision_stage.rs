@@ -241,6 +241,13 @@ impl VisionStage {
         let crops: Vec<_> = wanted.iter().map(|&i| self.engine.pipeline.crop(&frame.image, &detections[i])).collect();
         let embeddings = self.engine.pipeline.embed_crops(&crops)?;
         ServiceStats::add(&self.stats.embeddings, embeddings.len() as u64);
+        // Liveness only for the faces being decided, voted over the same window as identity.
+        if let Some(liveness) = self.engine.liveness.as_mut() {
+            let wanted_boxes: Vec<BBox> = wanted.iter().map(|&i| boxes[i]).collect();
+            for (&i, s) in wanted.iter().zip(liveness.score(&frame.image, &wanted_boxes)?) {
+                self.decider.observe_liveness(&camera, tracked[i].track, s.score);
+            }
+        }
         for (&i, embedding) in wanted.iter().zip(&embeddings) {
             let identification = matcher.identify(embedding, &self.engine.policy);
             log::debug!("{camera}: track {} {:?}", tracked[i].track, identification);

@@ -5,6 +5,7 @@
 pub mod align;
 pub mod bbox;
 pub mod embed;
+pub mod liveness;
 pub mod models;
 pub mod mtcnn;
 pub mod pipeline;

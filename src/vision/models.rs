@@ -19,6 +19,8 @@ pub enum Role {
     Rnet,
     Onet,
     Embedder,
+    /// Presentation-attack detection (see `vision::liveness`).
+    Liveness,
 }
 
 impl fmt::Display for Role {
@@ -28,6 +30,7 @@ impl fmt::Display for Role {
             Role::Rnet => "rnet",
             Role::Onet => "onet",
             Role::Embedder => "embedder",
+            Role::Liveness => "liveness",
         })
     }
 }
@@ -87,12 +90,17 @@ pub struct ModelEntry {
     pub outputs: Vec<OutputSpec>,
     /// Embedding dimension (embedder only).
     pub dim: Option<usize>,
-    /// Default cosine-similarity threshold for a match (embedder only).
+    /// Default cosine-similarity threshold for a match (embedder), or the fused "real" score a
+    /// face needs (liveness).
     pub default_threshold: Option<f32>,
     /// Lowest threshold a site may configure (embedder only): below it strangers' faces start to
     /// match enrolled people, so a lower `matching.threshold` is refused, not obeyed.
     #[serde(default)]
     pub min_threshold: Option<f32>,
+    /// Where a liveness model's input comes from in the frame (liveness only).
+    pub crop: Option<super::liveness::crop::CropSpec>,
+    /// Output index of the "real face" class (liveness only; default 1).
+    pub real_class: Option<usize>,
 }
 
 impl ModelEntry {

@@ -253,6 +253,7 @@ pub fn decision(i: u32) -> DecisionInfo {
         window: 5,
         bbox: [1.0, 2.0, 3.0, 4.0],
         latency_ms: 80.0,
+        liveness: None,
     }
 }
 
