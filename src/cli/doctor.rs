@@ -133,13 +133,18 @@ fn check_matching(config: &Config) -> Result<String> {
         embedder.min_threshold.unwrap_or(policy.threshold),
         policy.margin
     ))
+}
+
 /// The presentation-attack models load (checksums, ONNX Runtime) when the check is in force.
 fn check_liveness(config: &Config) -> Result<String> {
     use crate::vision::liveness::{Liveness, LivenessMode};
     match config.liveness.effective_mode(!config.doors.is_empty()) {
         LivenessMode::Off if config.doors.is_empty() => Ok("off (no door configured)".into()),
-        LivenessMode::Off => Ok("off: a photo or a screen of an enrolled person opens the door; set                                  `[liveness] mode = \"passive\"` to refuse them"
-            .into()),
+        LivenessMode::Off => Ok(
+            "off: a photo or a screen of an enrolled person opens the door; set `[liveness] mode = \"passive\"` \
+             to refuse them"
+                .into(),
+        ),
         LivenessMode::Passive => {
             let runtime = Runtime::load(config.runtime.clone())?;
             let manifest = Manifest::load(&config.models_dir())?;

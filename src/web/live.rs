@@ -151,6 +151,11 @@ impl LiveFeed {
         let label = match &decision.outcome {
             Outcome::Recognised { person, similarity, .. } => (person.clone(), Some(*similarity), liveness),
             Outcome::Unknown => ("unknown".to_string(), None, liveness),
+            Outcome::SpoofSuspected { person, similarity, liveness: score } => (
+                format!("{} (spoof?)", person.as_deref().unwrap_or("unknown")),
+                *similarity,
+                Some(format!("spoof suspected, liveness {score:.2}")),
+            ),
         };
         labels.insert(decision.track, label);
     }
