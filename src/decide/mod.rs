@@ -147,8 +147,11 @@ impl Decider {
         bbox: BBox,
         identification: &Identification,
     ) -> Option<Decision> {
-        let decision = self.voter.observe(now, camera, track, bbox, identification)?;
-        Some(self.liveness.judge(decision))
+        let decision = self.liveness.judge(self.voter.observe(now, camera, track, bbox, identification)?);
+        if let voter::Outcome::SpoofSuspected { person: Some(person), .. } = &decision.outcome {
+            self.voter.release_cooldown(camera, person);
+        }
+        Some(decision)
     }
 
     /// Decisions held back by the cooldown so far.
@@ -247,6 +250,37 @@ mod tests {
         clock.advance(Duration::from_millis(3_000));
         run(&mut d, &clock, &[vec![]], &|_| ann());
         assert_eq!(run(&mut d, &clock, &visit, &|_| ann()).len(), 1, "after the cooldown");
+    }
+
+    #[test]
+    fn a_photo_is_denied_as_a_spoof_without_locking_the_real_person_out() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig::default()).unwrap().with_liveness(Some(0.8));
+        let visit = |d: &mut Decider, score: f32| {
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                clock.advance(FRAME);
+                let now = clock.now();
+                for tracked in d.track("door", now, &[face(100.0, 100.0)]) {
+                    if tracked.needs_identification {
+                        d.observe_liveness("door", tracked.track, score);
+                        out.extend(d.vote("door", now, tracked.track, face(100.0, 100.0), &ann()));
+                    }
+                }
+            }
+            clock.advance(Duration::from_millis(1_500));
+            d.track("door", clock.now(), &[]);
+            out
+        };
+        let photo = visit(&mut d, 0.1);
+        assert!(
+            matches!(&photo[..], [Decision { outcome: Outcome::SpoofSuspected { liveness, .. }, .. }]
+            if (*liveness - 0.1).abs() < 1e-6),
+            "{photo:?}"
+        );
+        // The real ann, well within the 10 s cooldown: decided, not suppressed.
+        let live = visit(&mut d, 0.95);
+        assert!(matches!(&live[..], [Decision { outcome: Outcome::Recognised { .. }, .. }]), "{live:?}");
     }
 
     #[test]

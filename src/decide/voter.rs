@@ -169,6 +169,12 @@ impl Voter {
         Some(Decision { camera: camera.to_string(), track, at: now, bbox, outcome, votes, window: config.window })
     }
 
+    /// Lifts the cooldown a decision just set for `person` at `camera` (the decision turned out
+    /// to be a spoof: a photo of someone must not lock the real person out for the cooldown).
+    pub fn release_cooldown(&mut self, camera: &str, person: &str) {
+        self.last_decision.remove(&(camera.to_string(), person.to_string()));
+    }
+
     /// Drops the votes of a track that left the picture.
     pub fn forget(&mut self, camera: &str, track: TrackId) {
         self.tracks.remove(&(camera.to_string(), track));
