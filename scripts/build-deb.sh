@@ -42,7 +42,9 @@ mkdir -p "$out_dir"
 # cargo-deb takes the library from beside the binary (Cargo.toml, [package.metadata.deb]).
 cp "$lib" "$out_dir/"
 
-# Stripped: the line tables make the binary twice as big, which counts on an SD card.
-args=(--strip)
+# Stripped: the line tables make the binary twice as big, which counts on an SD card. With MQTT
+# over TLS (the packaged config's default); a --no-build binary must have been built with
+# `--features mqtt-tls` too.
+args=(--strip --features mqtt-tls)
 [ -n "$target" ] && args+=(--target "$target")
 cargo deb "${args[@]}" "${extra[@]}" | tail -n 1

@@ -198,3 +198,19 @@ pub fn mqtt(config: &Config, args: MqttArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_gives_open_door_to_one_user_and_says_what_broker_acl_trusts() {
+        let mut config = Config::default();
+        config.mqtt.node = Some("door1".into());
+        config.mqtt.remote_open = crate::act::mqtt::RemoteOpen::BrokerAcl;
+        let acl = acl_snippet(&config, "homeassistant", "ops");
+        assert!(acl.contains("allow_anonymous false"), "{acl}");
+        assert!(acl.contains("user homeassistant\ntopic write facegate/door1/cmd/open_door\n"), "{acl}");
+        assert!(acl.contains("can open the door without a key"), "{acl}");
+    }
+}

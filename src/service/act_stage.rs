@@ -38,6 +38,9 @@ pub struct ActStage {
     pub heartbeat_every: Duration,
     /// The recognition model variant, reported in the heartbeat.
     pub model: String,
+    /// Heartbeats go this way (straight to the broker) when the store cannot queue them, so a
+    /// full disk or a read-only database still shows up as `store_errors` growing.
+    pub direct: Option<std::sync::mpsc::SyncSender<OutboxEvent>>,
 }
 
 /// What a door's lock state is made of, followed from its events (not read later, which would
@@ -116,6 +119,11 @@ impl ActStage {
         if let Err(e) = self.store.enqueue(events) {
             ServiceStats::add(&self.stats.store_errors, 1);
             log::error!("act: could not queue {} event(s) for MQTT: {e:#}", events.len());
+            if let Some(direct) = &self.direct {
+                for event in events.iter().filter(|e| e.topic == "heartbeat") {
+                    let _ = direct.try_send(event.clone());
+                }
+            }
         }
     }
 
@@ -243,12 +251,15 @@ impl ActStage {
         ] {
             counters.insert(name.to_string(), ServiceStats::get(value));
         }
-        match (self.store.waiting(), self.store.outbox_dropped()) {
-            (Ok(waiting), Ok(dropped)) => {
+        match (self.store.waiting(), self.store.outbox_dropped(), self.store.outbox_forgotten()) {
+            (Ok(waiting), Ok(dropped), Ok(forgotten)) => {
                 counters.insert("outbox_waiting".into(), waiting);
                 counters.insert("outbox_dropped".into(), dropped);
+                counters.insert("outbox_forgotten".into(), forgotten);
             }
-            (Err(e), _) | (_, Err(e)) => log::warn!("act: cannot read the outbox counters: {e:#}"),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                log::warn!("act: cannot read the outbox counters: {e:#}")
+            }
         }
         let beat = events::Heartbeat { uptime_s: uptime.as_secs(), counters, model: Some(self.model.clone()) };
         let event = self.events.heartbeat(&beat, jiff::Timestamp::now());

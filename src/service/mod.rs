@@ -195,13 +195,19 @@ impl RunSummary {
     }
 }
 
-/// Reads the new config for a reload; `None` (logged) when it is missing or invalid.
+/// Reads the new config for a reload; `None` (logged) when it is missing or invalid, or when
+/// its models cannot be loaded (e.g. a model file whose SHA-256 no longer matches): the running
+/// pipeline, whose models are already in memory, is kept instead of being stopped for a
+/// config that could never start.
 fn reloaded_config(options: &RunOptions) -> Option<Config> {
     let Some(source) = &options.reload else {
         log::error!("reload asked for, but this node was started without a config file to re-read; ignored");
         return None;
     };
-    match source() {
+    match source().and_then(|config| {
+        Engine::open(&config).context("its models cannot be loaded")?;
+        Ok(config)
+    }) {
         Ok(config) => Some(config),
         Err(e) => {
             log::error!("reload refused, the node keeps its current config: {e:#}");
@@ -295,6 +301,7 @@ fn run_pipeline(
         None
     };
     let act = ActStage {
+        direct: mqtt.as_ref().map(|m| m.direct()),
         events: crate::act::events::EventBuilder::new(&node),
         door_events,
         hub: Arc::clone(&hub),

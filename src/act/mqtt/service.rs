@@ -68,6 +68,8 @@ enum Net {
 /// until the process ends.
 pub struct MqttService {
     counters: Arc<Counters>,
+    /// Events published without the outbox (see [`MqttService::direct`]).
+    direct: SyncSender<crate::act::OutboxEvent>,
     stop_tx: tokio::sync::watch::Sender<bool>,
     stopping: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -91,6 +93,7 @@ impl MqttService {
         let (net_tx, net_rx) = mpsc::channel();
         let (cmd_tx, cmd_rx) = mpsc::sync_channel::<(String, Vec<u8>, bool)>(32);
         let (reply_tx, reply_rx) = mpsc::channel();
+        let (direct_tx, direct_rx) = mpsc::sync_channel(16);
 
         let backoff = (Duration::from_millis(config.reconnect_min_ms), Duration::from_millis(config.reconnect_max_ms));
         let cap = config.outbox_batch * 2 + 64;
@@ -132,9 +135,15 @@ impl MqttService {
         let s = stopping.clone();
         let publisher = std::thread::Builder::new()
             .name("mqtt-pub".into())
-            .spawn(move || publisher.run(net_rx, reply_rx, s))
+            .spawn(move || publisher.run(net_rx, reply_rx, direct_rx, s))
             .context("cannot start the MQTT publisher thread")?;
-        Ok(MqttService { counters, stop_tx, stopping, threads: vec![publisher, network, commands] })
+        Ok(MqttService { counters, direct: direct_tx, stop_tx, stopping, threads: vec![publisher, network, commands] })
+    }
+
+    /// A way around the outbox for what must go out while the store fails (heartbeats that
+    /// report `store_errors` during a full disk): published at once if connected, else dropped.
+    pub fn direct(&self) -> SyncSender<crate::act::OutboxEvent> {
+        self.direct.clone()
     }
 
     pub fn stats(&self) -> MqttStats {
@@ -298,7 +307,13 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn run(mut self, net: Receiver<Net>, replies: Receiver<Reply>, stopping: Arc<AtomicBool>) {
+    fn run(
+        mut self,
+        net: Receiver<Net>,
+        replies: Receiver<Reply>,
+        direct: Receiver<crate::act::OutboxEvent>,
+        stopping: Arc<AtomicBool>,
+    ) {
         let mut last_count = Instant::now() - Duration::from_secs(10);
         loop {
             if stopping.load(Ordering::SeqCst) {
@@ -319,6 +334,12 @@ impl Publisher {
             while let Ok(reply) = replies.try_recv() {
                 let topic = self.topics.reply(&reply.request_id);
                 self.send(topic, reply.payload, false, None);
+            }
+            while let Ok(event) = direct.try_recv() {
+                if self.connected {
+                    let topic = self.topics.full(&event.topic);
+                    self.send(topic, event.payload, event.retain, None);
+                }
             }
             if self.connected {
                 self.top_up();

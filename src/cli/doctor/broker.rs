@@ -200,6 +200,16 @@ mod tests {
     }
 
     #[test]
+    fn plain_tcp_and_anonymous_brokers_are_warned_about_not_ok() {
+        let anonymous = config(None);
+        let w = warnings(&anonymous);
+        assert!(w.iter().any(|w| w.contains("plain TCP")) && w.iter().any(|w| w.contains("anonymous")), "{w:?}");
+        let line = describe(&anonymous, &Outcome::Accepted, Duration::from_secs(1)).unwrap();
+        assert!(line.contains("anonymous") && !line.contains("credentials work"), "{line}");
+        assert!(!warnings(&config(Some("door"))).iter().any(|w| w.contains("anonymous")));
+    }
+
+    #[test]
     fn probe_never_takes_the_service_client_id() {
         let c = config(None);
         assert_eq!(probe_client_id(&c), "facegate-door1-doctor");
