@@ -2,7 +2,7 @@
 //! FACEGATE_TEST_BROKER): the discovery configs as HA parses them (JSON, per entity), a config
 //! left on the broker by an earlier version (the old door button) cleared at start, the door
 //! contact's first state and the lock state (`locked` -> `unlocked` during a face pulse ->
-//! `locked`) retained for HA. `.ci/step-ha` checks the same against a real Home Assistant.
+//! `locked`) retained for HA, and trackers following people added and removed while it runs. `.ci/step-ha` checks the same against a real Home Assistant.
 
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
@@ -226,4 +226,20 @@ fn home_assistant_sees_parsed_configs_no_stale_ones_the_first_contact_state_and_
         m.topic.starts_with(&format!("{base}/person/")) && m.topic.ends_with("/location")
     });
     assert_eq!(location.payload.as_slice(), b"Main entrance".as_slice());
+
+    // Someone added while the node runs gets a tracker; someone removed loses theirs.
+    let cli = |args: &[&str]| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_facegate")).arg("--config").arg(&config).args(args).output().unwrap();
+        assert!(out.status.success(), "facegate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cli(&["people", "add", "Carol"]);
+    let added = wait_for(&rx, "a tracker for Carol", Duration::from_secs(60), |m| {
+        m.topic.starts_with(&format!("homeassistant/device_tracker/{node}/")) && json_of(m)["name"] == json!("Carol")
+    });
+    cli(&["people", "remove", "hopper"]);
+    wait_for(&rx, "hopper's tracker cleared", Duration::from_secs(60), |m| {
+        m.topic == format!("homeassistant/device_tracker/{node}/person_2/config") && m.payload.is_empty()
+    });
+    assert!(added.topic.ends_with("/config"));
 }

@@ -295,7 +295,17 @@ fn run_pipeline(
         let keyring =
             crate::access::Keyring::new(Store::open_config(&config.store)?, &node, config.mqtt.max_clock_skew_s);
         let outbox = Box::new(Store::open_config(&config.store)?);
-        Some(crate::act::mqtt::MqttService::start(&config.mqtt, outbox, keyring, Box::new(api), info)?)
+        let people_store = Store::open_config(&config.store)?;
+        let watchlist = config.mqtt.presence_watchlist;
+        let people: crate::act::mqtt::PeopleSource = Box::new(move || presence_people(&people_store, watchlist));
+        Some(crate::act::mqtt::MqttService::start_with_people(
+            &config.mqtt,
+            outbox,
+            keyring,
+            Box::new(api),
+            info,
+            Some(people),
+        )?)
     } else {
         log::info!("MQTT is off ([mqtt] enabled = false): events stay in the outbox until it is enabled");
         None
@@ -430,16 +440,22 @@ fn run_pipeline(
     Ok((summary, ended))
 }
 
+/// The people who get a Home Assistant presence entity: everyone enrolled, the watchlist only
+/// when `mqtt.presence_watchlist` is on.
+fn presence_people(store: &Store, watchlist: bool) -> Result<Vec<crate::act::mqtt::PersonInfo>> {
+    Ok(store
+        .people()?
+        .into_iter()
+        .filter(|p| watchlist || p.role != crate::decide::policy::Role::Watchlist)
+        .map(|p| crate::act::mqtt::PersonInfo { id: p.id, name: p.name })
+        .collect())
+}
+
 /// What Home Assistant is told about this node: its doors (with a contact or not, located where
 /// the camera that opens them is), cameras, and the people who get a presence entity.
 fn discovery_info(config: &Config, node: &str, store: &Store) -> Result<crate::act::mqtt::DiscoveryInfo> {
-    use crate::act::mqtt::{CameraInfo, DiscoveryInfo, DoorInfo, PersonInfo};
-    let people = store
-        .people()?
-        .into_iter()
-        .filter(|p| config.mqtt.presence_watchlist || p.role != crate::decide::policy::Role::Watchlist)
-        .map(|p| PersonInfo { id: p.id, name: p.name })
-        .collect();
+    use crate::act::mqtt::{CameraInfo, DiscoveryInfo, DoorInfo};
+    let people = presence_people(store, config.mqtt.presence_watchlist)?;
     Ok(DiscoveryInfo {
         name: format!("facegate {node}"),
         model: "facegate".into(),

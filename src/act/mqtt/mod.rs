@@ -14,7 +14,7 @@ pub mod service;
 mod session_watch;
 
 pub use discovery::{CameraInfo, DiscoveryInfo, DoorInfo, PersonInfo};
-pub use service::{MemoryOutbox, MqttService, MqttStats};
+pub use service::{MemoryOutbox, MqttService, MqttStats, PeopleSource};
 
 /// Full topic names for one node: `<prefix>/<node>/...`.
 #[derive(Debug, Clone, PartialEq, Eq)]

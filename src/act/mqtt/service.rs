@@ -22,6 +22,12 @@ use super::session_watch::SessionWatch;
 use super::{MqttConfig, Topics};
 use crate::act::Outbox;
 
+/// Reads the people who get a presence entity (the service reads them from the store).
+pub type PeopleSource = Box<dyn FnMut() -> Result<Vec<discovery::PersonInfo>> + Send>;
+
+/// How often a [`PeopleSource`] is read.
+pub const PEOPLE_EVERY: Duration = Duration::from_secs(10);
+
 /// What the service has done so far (for the status line and the heartbeat).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MqttStats {
@@ -84,6 +90,20 @@ impl MqttService {
         api: Box<dyn crate::api::Api>,
         info: DiscoveryInfo,
     ) -> Result<MqttService> {
+        MqttService::start_with_people(config, outbox, keyring, api, info, None)
+    }
+
+    /// [`MqttService::start`], re-reading the people with a presence entity every
+    /// [`PEOPLE_EVERY`] through `people`, so someone enrolled or removed while the node runs
+    /// gets (or loses) their Home Assistant entity without a reload.
+    pub fn start_with_people(
+        config: &MqttConfig,
+        outbox: Box<dyn Outbox>,
+        keyring: crate::access::Keyring,
+        api: Box<dyn crate::api::Api>,
+        info: DiscoveryInfo,
+        people: Option<PeopleSource>,
+    ) -> Result<MqttService> {
         config.validate()?;
         let topics = Topics::new(&config.prefix, &config.node());
         let options = mqtt_options(config, &topics)?;
@@ -118,6 +138,8 @@ impl MqttService {
                 Vec::new()
             },
             discovery_prefix: config.discovery_prefix.clone(),
+            people: if config.discovery { people } else { None },
+            info,
             ha_status: format!("{}/status", config.discovery_prefix),
             client_id: config.client_id(),
             sessions: SessionWatch::default(),
@@ -285,6 +307,8 @@ struct Publisher {
     /// config left on the broker from earlier is cleared).
     discovery: Vec<(String, Vec<u8>)>,
     discovery_prefix: String,
+    people: Option<PeopleSource>,
+    info: DiscoveryInfo,
     ha_status: String,
     client_id: String,
     sessions: SessionWatch,
@@ -315,6 +339,7 @@ impl Publisher {
         stopping: Arc<AtomicBool>,
     ) {
         let mut last_count = Instant::now() - Duration::from_secs(10);
+        let mut last_people = Instant::now();
         loop {
             if stopping.load(Ordering::SeqCst) {
                 self.goodbye();
@@ -343,6 +368,10 @@ impl Publisher {
             }
             if self.connected {
                 self.top_up();
+            }
+            if self.connected && last_people.elapsed() >= PEOPLE_EVERY {
+                last_people = Instant::now();
+                self.refresh_people();
             }
             if last_count.elapsed() >= Duration::from_secs(1) {
                 last_count = Instant::now();
@@ -486,6 +515,36 @@ impl Publisher {
             let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
         }
         self.send(self.topics.status(), b"online".to_vec(), true, None);
+        self.publish_discovery();
+    }
+
+    /// Publishes the configs of people enrolled since the last look and clears those of people
+    /// removed.
+    fn refresh_people(&mut self) {
+        let Some(source) = self.people.as_mut() else { return };
+        let people = match source() {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("mqtt: cannot read the people for Home Assistant: {e:#}");
+                return;
+            }
+        };
+        if people == self.info.people {
+            return;
+        }
+        log::info!(
+            "mqtt: {} people for Home Assistant (was {}); updating discovery",
+            people.len(),
+            self.info.people.len()
+        );
+        self.info.people = people;
+        let new = discovery::configs(&self.topics, &self.discovery_prefix, &self.info);
+        let gone: Vec<String> =
+            self.discovery.iter().filter(|(t, _)| !new.iter().any(|(n, _)| n == t)).map(|(t, _)| t.clone()).collect();
+        for topic in gone {
+            self.send(topic, Vec::new(), true, None);
+        }
+        self.discovery = new;
         self.publish_discovery();
     }
 
