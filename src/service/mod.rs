@@ -557,10 +557,18 @@ fn start_web(
         let store = Store::open_config(&config.store)?;
         let api =
             crate::api::NodeApi::new(config.clone(), store, doors.clone(), reload(), Arc::clone(snapshot_requests));
-        let server = crate::web::server::WebServer::start(config, api, live, Arc::clone(hub))?;
-        log::info!("web console: {}", server.url);
-        println!("web console: {}", server.url);
-        Ok(Some(server))
+        // The door does not depend on the console: one that cannot start is logged, not fatal.
+        match crate::web::server::WebServer::start(config, api, live, Arc::clone(hub)) {
+            Ok(server) => {
+                // On stderr: stdout carries `run --json`'s summary.
+                eprintln!("web console: {}", server.url);
+                Ok(Some(server))
+            }
+            Err(e) => {
+                log::error!("web console not started (the door works without it): {e:#}");
+                Ok(None)
+            }
+        }
     }
     #[cfg(not(feature = "web"))]
     {

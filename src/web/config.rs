@@ -30,10 +30,6 @@ pub struct WebConfig {
     pub max_upload_mb: u32,
     /// How long a login lasts without activity.
     pub session_minutes: u32,
-    /// Keep the faces of unknown decisions for labelling (off by default: these are faces of
-    /// people who did not consent).
-    pub unknown_inbox: bool,
-    pub unknown_retention_days: u32,
 }
 
 impl Default for WebConfig {
@@ -49,8 +45,6 @@ impl Default for WebConfig {
             live_fps: 5.0,
             max_upload_mb: 16,
             session_minutes: 480,
-            unknown_inbox: false,
-            unknown_retention_days: 7,
         }
     }
 }
@@ -81,9 +75,6 @@ impl WebConfig {
         }
         if self.session_minutes == 0 || self.session_minutes > 7 * 24 * 60 {
             bail!("web.session_minutes must be between 1 and 10080 (got {})", self.session_minutes);
-        }
-        if self.unknown_retention_days == 0 || self.unknown_retention_days > 365 {
-            bail!("web.unknown_retention_days must be between 1 and 365 (got {})", self.unknown_retention_days);
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from selenium import webdriver
@@ -62,19 +63,25 @@ tls = false
     subprocess.run([BIN, "--config", config, "admin", "add", "office"], input=PASSWORD + "\n", text=True,
                    check=True, env=env)
     log = open(os.path.join(work, "run.log"), "w")
-    run = subprocess.Popen([BIN, "--config", config, "run"], stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    run = subprocess.Popen([BIN, "--config", config, "run"], stdout=log, stderr=subprocess.PIPE, text=True, env=env)
+    found = {}
+    seen = threading.Event()
+
+    def drain():
+        # Keeps reading stderr to the end (a full pipe would block facegate) and notes the URL.
+        for line in run.stderr:
+            log.write(line)
+            m = re.search(r"web console: (http://\S+)", line)
+            if m and not seen.is_set():
+                found["url"] = m.group(1)
+                seen.set()
+        seen.set()
+
+    threading.Thread(target=drain, daemon=True).start()
     driver = None
     try:
-        url = None
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            line = run.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"web console: (http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
+        seen.wait(timeout=120)
+        url = found.get("url")
         assert url, "facegate run did not print the console URL; see " + log.name
         print("console at", url)
 
