@@ -87,6 +87,7 @@ impl CommandHandler for ServiceCommands {
                 bail!("photo {} shows {} faces; an enrolment photo must show exactly one", i + 1, faces.len());
             }
             let face = faces.remove(0);
+            crate::engine::check_enrollment_quality(&face, &format!("photo {}", i + 1), false)?;
             templates.push(NewTemplate {
                 embedding: face.embedding,
                 source_sha256: crate::vision::models::sha256_hex(jpeg),

@@ -5,8 +5,10 @@
 pub mod align;
 pub mod bbox;
 pub mod embed;
+pub mod enhance;
 pub mod models;
 pub mod mtcnn;
 pub mod pipeline;
+pub mod quality;
 pub mod resize;
 pub mod runtime;

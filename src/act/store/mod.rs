@@ -24,7 +24,7 @@ use crate::gallery::TemplateModel;
 pub use events::{AccessEvent, DayAttendance, EventKind};
 pub use people::{ForgetReport, PersonRecord};
 pub use schema::LATEST as SCHEMA_VERSION;
-pub use templates::NewTemplate;
+pub use templates::{LearntTemplate, NewTemplate};
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
