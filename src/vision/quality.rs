@@ -16,7 +16,8 @@ pub struct Quality {
     /// Face box width in pixels of the frame.
     pub size_px: f32,
     /// Variance of the Laplacian of the crop's centre after contrast normalisation (unit
-    /// variance grey), so it measures detail, not brightness: sharp faces give ~0.1 and more.
+    /// variance grey), so it measures detail, not brightness: sharp photos give 0.3-0.6, a
+    /// blurred or upscaled tiny face under 0.05.
     pub sharpness: f32,
     /// Mean grey level of the face region, 0..255.
     pub brightness: f32,
@@ -51,7 +52,7 @@ impl Default for QualityLimits {
     fn default() -> Self {
         QualityLimits {
             enroll_min_px: 60.0,
-            enroll_min_sharpness: 0.02,
+            enroll_min_sharpness: 0.06,
             enroll_min_brightness: 45.0,
             enroll_max_brightness: 225.0,
             enroll_max_yaw: 0.45,
@@ -167,7 +168,7 @@ pub fn assess(detection: &Detection, crop: &RgbImage) -> Quality {
     let yaw = yaw(&detection.landmarks);
     let detector = detection.bbox.score;
     let score = ramp(size_px, 24.0, 64.0)
-        * ramp(sharpness, 0.005, 0.03)
+        * ramp(sharpness, 0.01, 0.06)
         * ramp(brightness, 15.0, 45.0)
         * ramp(-brightness, -250.0, -225.0)
         * ramp(contrast, 4.0, 16.0)
@@ -225,7 +226,7 @@ mod tests {
     /// A face-like test card: a checkerboard of `cell` px in mid grey +- `amp` around `level`.
     fn card(level: f32, amp: f32, cell: u32) -> RgbImage {
         RgbImage::from_fn(112, 112, |x, y| {
-            let on = ((x / cell) + (y / cell)) % 2 == 0;
+            let on = ((x / cell) + (y / cell)).is_multiple_of(2);
             let v = (level + if on { amp } else { -amp }).clamp(0.0, 255.0) as u8;
             image::Rgb([v, v, v])
         })
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn blur_lowers_sharpness_but_darkness_alone_does_not() {
         let sharp = assess(&detection(120.0, TEMPLATE_112, 0.99), &card(128.0, 50.0, 3));
-        let blurred = assess(&detection(120.0, TEMPLATE_112, 0.99), &box_blur(&card(128.0, 50.0, 3), 3));
+        let blurred = assess(&detection(120.0, TEMPLATE_112, 0.99), &box_blur(&card(128.0, 50.0, 3), 1));
         let dim = assess(&detection(120.0, TEMPLATE_112, 0.99), &card(30.0, 12.0, 3));
         assert!(blurred.sharpness < sharp.sharpness / 4.0, "{sharp:?} {blurred:?}");
         assert!((dim.sharpness - sharp.sharpness).abs() < 0.2 * sharp.sharpness, "contrast-normalised: {dim:?}");
