@@ -260,7 +260,14 @@ mod tests {
     #[test]
     fn blur_lowers_sharpness_but_darkness_alone_does_not() {
         let sharp = assess(&detection(120.0, TEMPLATE_112, 0.99), &card(128.0, 50.0, 3));
-        let blurred = assess(&detection(120.0, TEMPLATE_112, 0.99), &box_blur(&card(128.0, 50.0, 3), 1));
+        // What a strongly blurred face looks like: only slow changes of brightness left.
+        let soft = RgbImage::from_fn(112, 112, |x, y| {
+            let v = 128.0 + 40.0 * ((x as f32 / 18.0).sin() + (y as f32 / 23.0).cos()) / 2.0;
+            image::Rgb([v as u8; 3])
+        });
+        let blurred = assess(&detection(120.0, TEMPLATE_112, 0.99), &soft);
+        let box_blurred = assess(&detection(120.0, TEMPLATE_112, 0.99), &box_blur(&card(128.0, 50.0, 3), 1));
+        assert!(box_blurred.sharpness < sharp.sharpness, "{sharp:?} {box_blurred:?}");
         let dim = assess(&detection(120.0, TEMPLATE_112, 0.99), &card(30.0, 12.0, 3));
         assert!(blurred.sharpness < sharp.sharpness / 4.0, "{sharp:?} {blurred:?}");
         assert!((dim.sharpness - sharp.sharpness).abs() < 0.2 * sharp.sharpness, "contrast-normalised: {dim:?}");
