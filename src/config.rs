@@ -52,11 +52,27 @@ pub struct MatchingConfig {
     pub margin: f32,
     /// "aligned" (five-point alignment) or "square" (plain box crop).
     pub crop: CropMethod,
+    /// Clean-up of each face crop before embedding (`[matching.enhance]` exposure, greyscale).
+    pub enhance: crate::vision::enhance::Enhance,
+    /// Average each face's embedding with its mirror image's.
+    pub flip: bool,
+    /// Learn extra templates from confident, high-quality recognitions (off by default).
+    pub auto_update: bool,
+    /// When a recognition is confident and new enough to learn (`[matching.auto_update_rules]`).
+    pub auto_update_rules: crate::gallery::auto_update::AutoUpdateConfig,
 }
 
 impl Default for MatchingConfig {
     fn default() -> Self {
-        MatchingConfig { threshold: None, margin: 0.05, crop: CropMethod::Aligned }
+        MatchingConfig {
+            threshold: None,
+            margin: 0.05,
+            crop: CropMethod::Aligned,
+            enhance: Default::default(),
+            flip: false,
+            auto_update: false,
+            auto_update_rules: Default::default(),
+        }
     }
 }
 
@@ -90,6 +106,7 @@ impl Config {
         {
             bail!("matching.threshold must be a cosine similarity between -1 and 1 (got {t})");
         }
+        self.matching.auto_update_rules.validate()?;
         if !(0.0..=1.0).contains(&self.matching.margin) {
             bail!("matching.margin must be between 0 and 1 (got {})", self.matching.margin);
         }

@@ -13,6 +13,7 @@ use crate::gallery::matcher::MatchPolicy;
 use crate::vision::liveness::{Liveness, LivenessMode};
 use crate::vision::models::{Manifest, ModelEntry};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
+use crate::vision::quality::{QualityLimits, enrollment_problems};
 use crate::vision::runtime::Runtime;
 
 /// A loaded face pipeline with its match policy.
@@ -60,6 +61,8 @@ impl Engine {
             variant: config.models.variant,
             detector: config.detector.clone(),
             crop: config.matching.crop,
+            enhance: config.matching.enhance,
+            flip: config.matching.flip,
         };
         let pipeline = FacePipeline::load(&runtime, &manifest, options)?;
         let policy = match_policy(&config.matching, pipeline.embedder_entry())?;
@@ -103,6 +106,14 @@ impl Engine {
         }
     }
 
+    /// The one face of an enrolment photo that is also good enough to enrol (see
+    /// [`check_enrollment_quality`]); `force` keeps a poor one anyway.
+    pub fn enrollment_face(&mut self, path: &Path, force: bool) -> Result<Face> {
+        let face = self.single_face(path)?;
+        check_enrollment_quality(&face, &path.display().to_string(), force)?;
+        Ok(face)
+    }
+
     /// The largest face in a photo (for verify), with how many faces there were.
     pub fn largest_face(&mut self, path: &Path) -> Result<(Face, usize)> {
         let (_, faces, _) = self.analyse_file(path)?;
@@ -117,4 +128,20 @@ impl Engine {
 
 fn area(face: &Face) -> f32 {
     face.detection.bbox.width() * face.detection.bbox.height()
+}
+
+/// Refuses an enrolment photo whose face is too small, blurred, dark, overexposed or turned away,
+/// saying which; with `force` the problems are only logged. Every enrolment path calls this.
+pub fn check_enrollment_quality(face: &Face, what: &str, force: bool) -> Result<()> {
+    let limits = QualityLimits::default();
+    let problems = enrollment_problems(&face.quality, &limits);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let text = problems.iter().map(|p| p.message(&face.quality, &limits)).collect::<Vec<_>>().join("; ");
+    if force {
+        log::warn!("{what}: enrolled anyway (--force): {text}");
+        return Ok(());
+    }
+    bail!("{what}: {text} (`facegate enroll --force` enrols such a photo anyway)")
 }

@@ -36,13 +36,18 @@ pub struct Enrolled {
     pub templates_added: usize,
 }
 
-/// One template per photo (each must show exactly one face); all or nothing, with every bad
-/// photo named in the error.
-pub fn templates_from_photos(engine: &mut Engine, photos: &[(String, Vec<u8>)]) -> Result<Vec<NewTemplate>> {
+/// One template per photo (each must show exactly one face of enrolment quality, unless `force`:
+/// see [`crate::engine::check_enrollment_quality`]); all or nothing, with every bad photo named
+/// in the error.
+pub fn templates_from_photos(
+    engine: &mut Engine,
+    photos: &[(String, Vec<u8>)],
+    force: bool,
+) -> Result<Vec<NewTemplate>> {
     let mut templates = Vec::new();
     let mut problems = Vec::new();
     for (label, bytes) in photos {
-        match template(engine, label, bytes) {
+        match template(engine, label, bytes, force) {
             Ok(t) => templates.push(t),
             Err(e) => problems.push(format!("{e:#}")),
         }
@@ -53,13 +58,14 @@ pub fn templates_from_photos(engine: &mut Engine, photos: &[(String, Vec<u8>)]) 
     Ok(templates)
 }
 
-fn template(engine: &mut Engine, label: &str, bytes: &[u8]) -> Result<NewTemplate> {
+fn template(engine: &mut Engine, label: &str, bytes: &[u8], force: bool) -> Result<NewTemplate> {
     let image = crate::capture::image_file::decode_rgb(bytes, label)?;
     let (mut faces, _) = engine.pipeline.analyse(&image)?;
     if faces.len() != 1 {
         bail!("{label} shows {} faces; an enrolment photo must show exactly one", faces.len());
     }
     let face = faces.remove(0);
+    crate::engine::check_enrollment_quality(&face, label, force)?;
     Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(bytes) })
 }
 

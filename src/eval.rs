@@ -132,9 +132,158 @@ pub fn verification_report(pairs: &[ScoredPair], threshold: f32) -> Verification
     }
 }
 
+/// One open-set (1:N) search: the probe's best and runner-up gallery people with similarities.
+/// `mate` is the gallery index of the probe's own identity, `None` for a non-enrolled person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenSetProbe {
+    pub mate: Option<usize>,
+    /// `(gallery index, similarity)` of the best person; `None` when the probe had no face.
+    pub best: Option<(usize, f32)>,
+    /// Similarity of the best different person (`None` when the gallery has one person).
+    pub second: Option<f32>,
+}
+
+impl OpenSetProbe {
+    /// Whom the matcher's rule (threshold, then lead over the runner-up) names, if anyone.
+    /// Same rule as `gallery::matcher::Matcher::identify`: the margin is measured against 0
+    /// when there is no runner-up.
+    pub fn identified(&self, threshold: f32, margin: f32) -> Option<usize> {
+        let (who, sim) = self.best?;
+        let lead = sim - self.second.map_or(0.0, |s| s.max(0.0));
+        (sim >= threshold && lead >= margin).then_some(who)
+    }
+}
+
+/// FNIR reached when the threshold is set so that FPIR stays at or under a target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FnirAtFpir {
+    pub fpir_target: f64,
+    pub fnir: f64,
+    pub threshold: f32,
+    pub fpir: f64,
+}
+
+/// Open-set identification figures (ISO/IEC 19795-1 terms, rank 1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenSetReport {
+    pub gallery_people: usize,
+    pub mated_probes: usize,
+    pub non_mated_probes: usize,
+    /// Probes without a detectable face (they count as "not identified").
+    pub lost_probes: usize,
+    pub threshold: f32,
+    pub margin: f32,
+    /// Mated probes not identified as their own person (unknown or someone else).
+    pub fnir: f64,
+    /// Non-mated probes identified as anyone.
+    pub fpir: f64,
+    /// Mated probes identified as someone else (part of `fnir`).
+    pub wrong_person: f64,
+    /// At the configured margin, the threshold swept.
+    pub fnir_at_fpir: Vec<FnirAtFpir>,
+}
+
+fn open_set_rates(probes: &[OpenSetProbe], threshold: f32, margin: f32) -> (f64, f64, f64) {
+    let (mut mated, mut missed, mut wrong, mut non_mated, mut false_pos) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    for p in probes {
+        let who = p.identified(threshold, margin);
+        match p.mate {
+            Some(mate) => {
+                mated += 1;
+                if who != Some(mate) {
+                    missed += 1;
+                    if who.is_some() {
+                        wrong += 1;
+                    }
+                }
+            }
+            None => {
+                non_mated += 1;
+                if who.is_some() {
+                    false_pos += 1;
+                }
+            }
+        }
+    }
+    let rate = |n: usize, d: usize| if d == 0 { f64::NAN } else { n as f64 / d as f64 };
+    (rate(missed, mated), rate(false_pos, non_mated), rate(wrong, mated))
+}
+
+/// The lowest threshold (so the lowest FNIR) at which FPIR is at most `fpir_target`.
+pub fn fnir_at_fpir(probes: &[OpenSetProbe], margin: f32, fpir_target: f64) -> Option<FnirAtFpir> {
+    let non_mated = probes.iter().filter(|p| p.mate.is_none()).count();
+    if non_mated == 0 || probes.len() == non_mated {
+        return None;
+    }
+    // Candidate thresholds: just above every non-mated best score ("at or above" then excludes
+    // it), plus "accept everything".
+    let mut candidates: Vec<f32> =
+        probes.iter().filter(|p| p.mate.is_none()).filter_map(|p| p.best.map(|(_, s)| s + 1e-6)).collect();
+    candidates.push(-1.0);
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    candidates.into_iter().find_map(|t| {
+        let (fnir, fpir, _) = open_set_rates(probes, t, margin);
+        (fpir <= fpir_target).then_some(FnirAtFpir { fpir_target, fnir, threshold: t, fpir })
+    })
+}
+
+/// Every open-set figure `facegate eval` reports.
+pub fn open_set_report(probes: &[OpenSetProbe], gallery_people: usize, threshold: f32, margin: f32) -> OpenSetReport {
+    let (fnir, fpir, wrong_person) = open_set_rates(probes, threshold, margin);
+    OpenSetReport {
+        gallery_people,
+        mated_probes: probes.iter().filter(|p| p.mate.is_some()).count(),
+        non_mated_probes: probes.iter().filter(|p| p.mate.is_none()).count(),
+        lost_probes: probes.iter().filter(|p| p.best.is_none()).count(),
+        threshold,
+        margin,
+        fnir,
+        fpir,
+        wrong_person,
+        fnir_at_fpir: [0.01, 0.001].iter().filter_map(|&f| fnir_at_fpir(probes, margin, f)).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn probe(mate: Option<usize>, best: (usize, f32), second: f32) -> OpenSetProbe {
+        OpenSetProbe { mate, best: Some(best), second: Some(second) }
+    }
+
+    #[test]
+    fn open_set_counts_misses_wrong_people_and_false_positives() {
+        let probes = [
+            probe(Some(0), (0, 0.8), 0.2),                            // identified right
+            probe(Some(1), (0, 0.7), 0.3), // identified as someone else: a miss and a wrong person
+            probe(Some(2), (2, 0.4), 0.1), // below threshold: a miss
+            probe(None, (1, 0.6), 0.1),    // stranger accepted
+            probe(None, (1, 0.3), 0.1),    // stranger rejected
+            probe(None, (0, 0.62), 0.6),   // stranger, but ambiguous: rejected by the margin
+            OpenSetProbe { mate: Some(0), best: None, second: None }, // no face: a miss
+        ];
+        let r = open_set_report(&probes, 3, 0.5, 0.05);
+        assert_eq!((r.mated_probes, r.non_mated_probes, r.lost_probes), (4, 3, 1));
+        assert!((r.fnir - 0.75).abs() < 1e-9, "{r:?}");
+        assert!((r.wrong_person - 0.25).abs() < 1e-9);
+        assert!((r.fpir - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fnir_at_fpir_picks_the_loosest_threshold_within_the_budget() {
+        // 10 strangers with best scores 0.10..0.55; mates at 0.5, 0.6, 0.9.
+        let mut probes: Vec<OpenSetProbe> = (0..10).map(|i| probe(None, (0, 0.1 + 0.05 * i as f32), 0.0)).collect();
+        probes.extend([probe(Some(0), (0, 0.5), 0.0), probe(Some(0), (0, 0.6), 0.0), probe(Some(0), (0, 0.9), 0.0)]);
+        let at = fnir_at_fpir(&probes, 0.0, 0.1).unwrap();
+        // One stranger (0.55) may pass: the threshold goes just above 0.50, which loses the 0.5 mate.
+        assert!(at.fpir <= 0.1 && at.threshold > 0.5 && at.threshold < 0.51, "{at:?}");
+        assert!((at.fnir - 1.0 / 3.0).abs() < 1e-9);
+        let strict = fnir_at_fpir(&probes, 0.0, 0.0).unwrap();
+        assert_eq!(strict.fpir, 0.0);
+        assert!(strict.threshold > 0.55);
+    }
 
     fn p(similarity: f32, same: bool) -> ScoredPair {
         ScoredPair { similarity: Some(similarity), same }

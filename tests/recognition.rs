@@ -209,6 +209,12 @@ fn eval_reports_figures_and_enforces_floors() {
     assert_eq!(report["group"]["detected_faces"], 3);
     assert_eq!(report["noface"]["detected_faces"], 0);
     assert!(image::open(&roc).is_ok(), "ROC chart is a readable image");
+    // Open set: astronaut (first identity) is enrolled from 01, hopper is not.
+    let open = &report["open_set"];
+    assert_eq!((open["gallery_people"].as_u64(), open["mated_probes"].as_u64()), (Some(1), Some(1)), "{open}");
+    assert_eq!(open["non_mated_probes"], 2);
+    assert_eq!(open["fnir"], 0.0, "{open}");
+    assert_eq!(open["fpir"], 0.0, "{open}");
 
     let failing = facegate(&["eval", "--data", data, "--require", "identity.accuracy>=1.01"]);
     assert_eq!(failing.status.code(), Some(1), "an unmet floor fails: {}", stderr(&failing));
@@ -216,6 +222,29 @@ fn eval_reports_figures_and_enforces_floors() {
     let unknown = facegate(&["eval", "--data", data, "--require", "identity.acuracy>=0.5"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("unknown figure"));
+}
+
+#[test]
+fn enrollment_refuses_a_dark_photo_saying_why_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let db = db.to_str().unwrap();
+    // The same photo with a quarter of its light: the face is found but too dark to enrol.
+    let mut photo = image::open(fixture("faces/hopper/01.jpg")).unwrap().to_rgb8();
+    for p in photo.pixels_mut() {
+        p.0 = p.0.map(|v| v / 4);
+    }
+    let dark = dir.path().join("dark.png");
+    photo.save(&dark).unwrap();
+    let dark = dark.to_str().unwrap();
+    let out = facegate(&["--db", db, "enroll", "--name", "hopper", dark]);
+    assert_no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stderr(&out).contains("too dark"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "the message names the way out: {}", stderr(&out));
+    let out = facegate(&["--db", db, "enroll", "--force", "--name", "hopper", dark]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("enrolled hopper"), "{}", stdout(&out));
 }
 
 #[test]

@@ -102,6 +102,7 @@ fn camera(url: String, transport: RtspTransport, user: Option<&str>, password: O
         name: "ip".into(),
         location: "test".into(),
         door: None,
+        tuning: Default::default(),
         source: SourceConfig::Rtsp(RtspConfig {
             url,
             username: user.map(Into::into),

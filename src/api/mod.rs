@@ -360,7 +360,7 @@ impl NodeApi {
         let engine = self.engine.as_mut().context("engine not loaded")?;
         let photos: Vec<(String, Vec<u8>)> =
             r.images.into_iter().enumerate().map(|(i, b)| (format!("photo {}", i + 1), b)).collect();
-        let templates = crate::enroll::templates_from_photos(engine, &photos)?;
+        let templates = crate::enroll::templates_from_photos(engine, &photos, false)?;
         let done = crate::enroll::enroll(&mut self.store, engine, &r.name, r.role, &templates, mode)?;
         Ok(serde_json::to_value(done)?)
     }

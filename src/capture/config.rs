@@ -19,6 +19,24 @@ pub struct CameraConfig {
     /// The door this camera opens; `None` means the camera only watches.
     pub door: Option<String>,
     pub source: SourceConfig,
+    /// This camera's own face-size, quality and threshold settings (a dim back door and a
+    /// bright lobby differ); unset keys use the global ones.
+    pub tuning: CameraTuning,
+}
+
+/// Per-camera overrides, given as keys of the `[[camera]]` table. Plain numbers here; the
+/// vision stage applies them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraTuning {
+    /// Overrides `detector.min_face` (pixels).
+    pub min_face: Option<f32>,
+    /// Overrides `decide.min_identify_px` (pixels).
+    pub min_identify_px: Option<f32>,
+    /// Overrides `matching.threshold` (cosine similarity).
+    pub threshold: Option<f32>,
+    /// Overrides `decide.min_quality` (0..1).
+    pub min_quality: Option<f32>,
 }
 
 /// The file form of [`CameraConfig`], where `location` may be left out.
@@ -31,12 +49,26 @@ struct CameraToml {
     #[serde(default)]
     door: Option<String>,
     source: SourceConfig,
+    #[serde(default)]
+    min_face: Option<f32>,
+    #[serde(default)]
+    min_identify_px: Option<f32>,
+    #[serde(default)]
+    threshold: Option<f32>,
+    #[serde(default)]
+    min_quality: Option<f32>,
 }
 
 impl From<CameraToml> for CameraConfig {
     fn from(t: CameraToml) -> Self {
         let location = t.location.unwrap_or_else(|| t.name.clone());
-        CameraConfig { name: t.name, location, door: t.door, source: t.source }
+        let tuning = CameraTuning {
+            min_face: t.min_face,
+            min_identify_px: t.min_identify_px,
+            threshold: t.threshold,
+            min_quality: t.min_quality,
+        };
+        CameraConfig { name: t.name, location, door: t.door, source: t.source, tuning }
     }
 }
 
@@ -229,6 +261,32 @@ fn check_fps(key: &str, fps: f64) -> Result<()> {
     Ok(())
 }
 
+impl CameraTuning {
+    fn validate(&self, key: &str) -> Result<()> {
+        if let Some(v) = self.min_face
+            && !(12.0..=2000.0).contains(&v)
+        {
+            bail!("{key}.min_face must be between 12 and 2000 pixels (got {v})");
+        }
+        if let Some(v) = self.min_identify_px
+            && !(0.0..=4000.0).contains(&v)
+        {
+            bail!("{key}.min_identify_px must be between 0 and 4000 pixels (got {v})");
+        }
+        if let Some(v) = self.threshold
+            && !(0.0..=1.0).contains(&v)
+        {
+            bail!("{key}.threshold must be a cosine similarity between 0 and 1 (got {v})");
+        }
+        if let Some(v) = self.min_quality
+            && !(0.0..=1.0).contains(&v)
+        {
+            bail!("{key}.min_quality must be between 0 and 1 (got {v})");
+        }
+        Ok(())
+    }
+}
+
 impl CameraConfig {
     /// Checks one camera's values; `key` is its place in the file, e.g. `camera[1]`.
     pub fn validate(&self, key: &str) -> Result<()> {
@@ -243,6 +301,7 @@ impl CameraConfig {
         {
             bail!("{key}.door must name a door, or be left out for a camera that only watches");
         }
+        self.tuning.validate(key)?;
         match &self.source {
             SourceConfig::Replay(r) => {
                 if r.path.as_os_str().is_empty() {
@@ -308,6 +367,41 @@ mod tests {
         let file: File = toml::from_str(text)?;
         validate_cameras(&file.camera)?;
         Ok(file.camera)
+    }
+
+    #[test]
+    fn per_camera_tuning_parses_and_is_validated() {
+        let cams = parse(
+            r#"
+            [[camera]]
+            name = "back"
+            source = { kind = "replay", path = "clips/demo.mjpeg" }
+            min_face = 40
+            min_identify_px = 90
+            threshold = 0.55
+            min_quality = 0.4
+            [[camera]]
+            name = "lobby"
+            source = { kind = "replay", path = "clips/demo.mjpeg" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            cams[0].tuning,
+            CameraTuning {
+                min_face: Some(40.0),
+                min_identify_px: Some(90.0),
+                threshold: Some(0.55),
+                min_quality: Some(0.4)
+            }
+        );
+        assert_eq!(cams[1].tuning, CameraTuning::default());
+        let err = format!(
+            "{:#}",
+            parse("[[camera]]\nname = \"a\"\nsource = { kind = \"replay\", path = \"x\" }\nthreshold = 1.5\n")
+                .unwrap_err()
+        );
+        assert!(err.contains("camera[0].threshold"), "{err}");
     }
 
     #[test]

@@ -286,6 +286,7 @@ mod tests {
             name: "replay".into(),
             location: "test".into(),
             door: None,
+            tuning: Default::default(),
             source: SourceConfig::Replay(ReplayConfig { path: path.to_path_buf(), fps, looping }),
         }
     }

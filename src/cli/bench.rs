@@ -195,7 +195,13 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
             runtime.set_intra_threads(threads);
             let mut detector = config.detector.clone();
             detector.min_face = args.detect_min_face;
-            let options = PipelineOptions { variant, detector, crop: config.matching.crop };
+            let options = PipelineOptions {
+                variant,
+                detector,
+                crop: config.matching.crop,
+                enhance: config.matching.enhance,
+                flip: config.matching.flip,
+            };
             let mut pipeline = FacePipeline::load(&runtime, &manifest, options)?;
             for (name, frame) in &frames {
                 let (s, faces) = bench_frame(&mut pipeline, frame, &gallery_10k, &policy, args.iterations.max(1))?;

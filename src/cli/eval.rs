@@ -16,12 +16,15 @@ use serde::{Deserialize, Serialize};
 use crate::capture::image_file::load_rgb;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::eval::{ScoredPair, VerificationReport, verification_report};
+use crate::eval::{OpenSetProbe, OpenSetReport, ScoredPair, VerificationReport, open_set_report, verification_report};
+use crate::gallery::Person;
+use crate::gallery::matcher::Matcher;
 use crate::sysinfo::median;
 use crate::vision::align::square_crop;
 use crate::vision::bbox::BBox;
 use crate::vision::embed::{Embedding, cosine};
 use crate::vision::pipeline::Timings;
+use crate::vision::quality::{Quality, QualityLimits, enrollment_problems};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -53,6 +56,7 @@ pub struct EvalArgs {
 #[derive(Debug, Deserialize)]
 struct ManifestRow {
     path: String,
+    identity: String,
     kind: String,
     faces: u32,
 }
@@ -98,6 +102,8 @@ pub struct EvalReport {
     pub data: String,
     pub variant: String,
     pub crop: String,
+    pub enhance: crate::vision::enhance::Enhance,
+    pub flip: bool,
     pub min_face: f32,
     pub verification: BTreeMap<String, VerificationReport>,
     /// Chips embedded whole because no face was found even after padding.
@@ -106,6 +112,20 @@ pub struct EvalReport {
     pub noface: DetectionCounts,
     pub timing: StageMedians,
     pub unreadable_images: Vec<String>,
+    /// Open-set 1:N protocol (see [`open_set_probes`]).
+    pub open_set: OpenSetReport,
+    /// Per subset: faces the enrolment quality check would refuse.
+    pub quality: BTreeMap<String, QualitySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QualitySummary {
+    pub faces: usize,
+    pub median_score: f64,
+    pub median_sharpness: f64,
+    pub median_brightness: f64,
+    /// Fraction of faces `enroll` would refuse without `--force`.
+    pub enroll_refused: f64,
 }
 
 pub(super) fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
@@ -140,7 +160,7 @@ struct Evaluator<'a> {
 
 impl Evaluator<'_> {
     /// The embedding of an image's largest face (None when no face can be had).
-    fn embed(&mut self, root: &Path, rel: &str) -> Option<(Embedding, Source)> {
+    fn embed(&mut self, root: &Path, rel: &str) -> Option<(Embedding, Source, Option<Quality>)> {
         let image = match load_rgb(&root.join(rel)) {
             Ok(image) => image,
             Err(e) => {
@@ -167,13 +187,14 @@ impl Evaluator<'_> {
             area(a).total_cmp(&area(b))
         });
         match largest {
-            Some(face) => Some((face.embedding, Source::Detected)),
+            Some(face) => Some((face.embedding, Source::Detected, Some(face.quality))),
             None if chip => {
                 let (w, h) = input.dimensions();
                 let whole = BBox { x1: 0.0, y1: 0.0, x2: w as f32, y2: h as f32, score: 1.0 };
-                let crop = square_crop(&input, &whole);
+                let mut crop = square_crop(&input, &whole);
+                self.engine.pipeline.prepare(&mut crop);
                 let embedding = self.engine.pipeline.embed_crops(&[crop]).ok()?.pop()?;
-                Some((embedding, Source::WholeChip))
+                Some((embedding, Source::WholeChip, None))
             }
             None => None,
         }
@@ -229,6 +250,7 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
     let pairs: Vec<PairRow> = read_csv(&root.join("pairs.csv"))?;
 
     let mut needed: Vec<&str> = pairs.iter().flat_map(|p| [p.path_a.as_str(), p.path_b.as_str()]).collect();
+    needed.extend(manifest.iter().filter(|r| r.kind == "identity").map(|r| r.path.as_str()));
     needed.sort_unstable();
     needed.dedup();
     let groups: Vec<&ManifestRow> = manifest.iter().filter(|r| r.kind == "group").collect();
@@ -247,7 +269,7 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
         totals: Vec::new(),
         unreadable: Vec::new(),
     };
-    let mut embeddings: HashMap<&str, (Embedding, Source)> = HashMap::new();
+    let mut embeddings: HashMap<&str, (Embedding, Source, Option<Quality>)> = HashMap::new();
     for rel in &needed {
         if let Some(e) = evaluator.embed(root, rel) {
             embeddings.insert(rel, e);
@@ -263,7 +285,7 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
     let mut by_subset: BTreeMap<String, Vec<ScoredPair>> = BTreeMap::new();
     for p in &pairs {
         let similarity = match (embeddings.get(p.path_a.as_str()), embeddings.get(p.path_b.as_str())) {
-            (Some((a, _)), Some((b, _))) => Some(cosine(a, b)),
+            (Some((a, _, _)), Some((b, _, _))) => Some(cosine(a, b)),
             _ => None,
         };
         by_subset
@@ -282,17 +304,25 @@ pub fn run(config: &Config, args: EvalArgs) -> Result<i32> {
         embed_ms: median(&t.iter().map(|x| x.embed_ms).collect::<Vec<_>>()),
         total_ms: median(&evaluator.totals),
     };
+    let (gallery, probes) = open_set_probes(&manifest, &embeddings, evaluator.engine.template_model().dim);
+    let policy = evaluator.engine.policy;
+    let open_set = open_set_report(&probes, gallery, policy.threshold, policy.margin);
+    let quality = quality_summaries(&embeddings);
     let report = EvalReport {
         data: root.display().to_string(),
         variant: config.models.variant.to_string(),
         crop: format!("{:?}", config.matching.crop).to_lowercase(),
+        enhance: config.matching.enhance,
+        flip: config.matching.flip,
         min_face: config.detector.min_face,
         verification,
-        whole_chip_fallbacks: embeddings.values().filter(|(_, s)| *s == Source::WholeChip).count(),
+        whole_chip_fallbacks: embeddings.values().filter(|(_, s, _)| *s == Source::WholeChip).count(),
         group,
         noface,
         timing,
         unreadable_images: evaluator.unreadable.clone(),
+        open_set,
+        quality,
     };
     if let Some(out) = &args.roc {
         let curves: Vec<(String, Vec<(f64, f64)>)> =
@@ -330,6 +360,74 @@ pub(super) fn check(requirements: &[Requirement], figures: &BTreeMap<String, f64
     Ok(failed)
 }
 
+/// The open-set protocol, deterministic: identities (manifest `identity`, sorted) alternate
+/// between enrolled (even positions) and not enrolled; an enrolled identity's gallery template is
+/// its first photo by path, and every other photo of every identity is a probe. Returns the
+/// number of gallery people and the probes, each searched with the production [`Matcher`].
+fn open_set_probes(
+    manifest: &[ManifestRow],
+    embeddings: &HashMap<&str, (Embedding, Source, Option<Quality>)>,
+    dim: usize,
+) -> (usize, Vec<OpenSetProbe>) {
+    let mut by_identity: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for row in manifest.iter().filter(|r| r.kind == "identity") {
+        by_identity.entry(row.identity.as_str()).or_default().push(row.path.as_str());
+    }
+    let mut people = Vec::new();
+    let mut probe_paths: Vec<(&str, Option<usize>)> = Vec::new();
+    for (i, (name, paths)) in by_identity.iter_mut().enumerate() {
+        paths.sort_unstable();
+        let template = if i % 2 == 0 { embeddings.get(paths[0]).map(|(e, _, _)| e.clone()) } else { None };
+        let skip = usize::from(i % 2 == 0);
+        // An enrolled identity whose gallery photo had no face is effectively not enrolled.
+        let mate = template.as_ref().map(|_| people.len());
+        if let Some(t) = template {
+            people.push(Person { name: name.to_string(), templates: vec![t] });
+        }
+        probe_paths.extend(paths.iter().skip(skip).map(|p| (*p, mate)));
+    }
+    let matcher = Matcher::new(dim, &people);
+    let probes = probe_paths
+        .into_iter()
+        .map(|(path, mate)| {
+            let found = embeddings.get(path).and_then(|(e, _, _)| matcher.best_two(e));
+            OpenSetProbe {
+                mate,
+                best: found.map(|((who, sim), _)| (who as usize, sim)),
+                second: found.and_then(|(_, second)| second.map(|(_, s)| s)),
+            }
+        })
+        .collect();
+    (people.len(), probes)
+}
+
+fn quality_summaries(
+    embeddings: &HashMap<&str, (Embedding, Source, Option<Quality>)>,
+) -> BTreeMap<String, QualitySummary> {
+    let limits = QualityLimits::default();
+    let mut by_subset: BTreeMap<String, Vec<Quality>> = BTreeMap::new();
+    for (path, (_, _, q)) in embeddings {
+        if let Some(q) = q {
+            by_subset.entry(top_folder(path).to_string()).or_default().push(*q);
+        }
+    }
+    by_subset
+        .into_iter()
+        .map(|(subset, qs)| {
+            let med = |f: &dyn Fn(&Quality) -> f32| median(&qs.iter().map(|q| f(q) as f64).collect::<Vec<_>>());
+            let refused = qs.iter().filter(|q| !enrollment_problems(q, &limits).is_empty()).count();
+            let summary = QualitySummary {
+                faces: qs.len(),
+                median_score: med(&|q| q.score),
+                median_sharpness: med(&|q| q.sharpness),
+                median_brightness: med(&|q| q.brightness),
+                enroll_refused: refused as f64 / qs.len().max(1) as f64,
+            };
+            (subset, summary)
+        })
+        .collect()
+}
+
 /// Every number in the report by dotted name, for `--require`.
 fn flatten(report: &EvalReport) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
@@ -347,6 +445,15 @@ fn flatten(report: &EvalReport) -> BTreeMap<String, f64> {
     out.insert("group.images_with_extra_faces".into(), report.group.images_with_extra_faces as f64);
     out.insert("noface.false_faces".into(), report.noface.detected_faces as f64);
     out.insert("unreadable_images".into(), report.unreadable_images.len() as f64);
+    out.insert("open_set.fnir".into(), report.open_set.fnir);
+    out.insert("open_set.fpir".into(), report.open_set.fpir);
+    out.insert("open_set.lost_probes".into(), report.open_set.lost_probes as f64);
+    for f in &report.open_set.fnir_at_fpir {
+        out.insert(format!("open_set.fnir_at_fpir_{}", far_label(f.fpir_target)), f.fnir);
+    }
+    for (subset, q) in &report.quality {
+        out.insert(format!("{subset}.enroll_refused"), q.enroll_refused);
+    }
     out
 }
 
@@ -380,7 +487,10 @@ impl Requirement {
 }
 
 fn print_report(r: &EvalReport) {
-    println!("facegate eval on {} ({} models, {} crops, min face {} px)", r.data, r.variant, r.crop, r.min_face);
+    println!(
+        "facegate eval on {} ({} models, {} crops, min face {} px, enhance {:?}, flip {})",
+        r.data, r.variant, r.crop, r.min_face, r.enhance, r.flip
+    );
     for (subset, v) in &r.verification {
         println!(
             "\n{subset}/: {} pairs ({} same, {} different), {} lost to failed detection",
@@ -420,6 +530,38 @@ fn print_report(r: &EvalReport) {
         r.group.images_with_extra_faces
     );
     println!("noface/: {} images, {} false face(s)", r.noface.images, r.noface.detected_faces);
+    let o = &r.open_set;
+    println!(
+        "\nopen set (1:N; every other identity enrolled from its first photo): {} people enrolled, {} mated and {} non-mated probes, {} without a face",
+        o.gallery_people, o.mated_probes, o.non_mated_probes, o.lost_probes
+    );
+    println!(
+        "  at threshold {:.3}, margin {:.3}: FNIR {:.2}% (wrong person {:.2}%)  FPIR {:.2}%",
+        o.threshold,
+        o.margin,
+        o.fnir * 100.0,
+        o.wrong_person * 100.0,
+        o.fpir * 100.0
+    );
+    for f in &o.fnir_at_fpir {
+        println!(
+            "  FNIR at FPIR {:.1}%: {:.2}% (threshold {:.3}, FPIR reached {:.2}%)",
+            f.fpir_target * 100.0,
+            f.fnir * 100.0,
+            f.threshold,
+            f.fpir * 100.0
+        );
+    }
+    for (subset, q) in &r.quality {
+        println!(
+            "quality {subset}/: {} faces, median score {:.2} (sharpness {:.3}, brightness {:.0}), {:.1}% would be refused for enrolment",
+            q.faces,
+            q.median_score,
+            q.median_sharpness,
+            q.median_brightness,
+            q.enroll_refused * 100.0
+        );
+    }
     let t = &r.timing;
     println!(
         "\nmedian per image: P-Net+pyramid {:.1} ms, R-Net {:.1} ms, O-Net {:.1} ms, align {:.2} ms, embed {:.1} ms, total {:.1} ms",

@@ -36,6 +36,9 @@ pub struct EnrollArgs {
     /// A folder with one sub-folder of photos per person (the folder name is the person's name).
     #[arg(long, value_name = "DIR", conflicts_with = "images")]
     pub from: Option<PathBuf>,
+    /// Enrol photos the quality check refuses (too small, blurred, dark, turned away) anyway.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,20 +83,20 @@ pub fn verify(config: &Config, args: VerifyArgs) -> Result<i32> {
 
 pub fn enroll(config: &Config, args: EnrollArgs) -> Result<i32> {
     match (args.name, args.from) {
-        (Some(name), None) => enroll_one(config, &name, &args.images),
-        (None, Some(dir)) => enroll_folder(config, &dir),
+        (Some(name), None) => enroll_one(config, &name, &args.images, args.force),
+        (None, Some(dir)) => enroll_folder(config, &dir, args.force),
         _ => bail!("say whom to enroll: `facegate enroll --name NAME PHOTO...` or `facegate enroll --from DIR`"),
     }
 }
 
 /// A template from an enrolment photo: its one face's embedding and the photo's hash.
-fn template(engine: &mut Engine, path: &Path) -> Result<NewTemplate> {
+fn template(engine: &mut Engine, path: &Path, force: bool) -> Result<NewTemplate> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let face = engine.single_face(path)?;
+    let face = engine.enrollment_face(path, force)?;
     Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(&bytes) })
 }
 
-fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
+fn enroll_one(config: &Config, name: &str, images: &[PathBuf], force: bool) -> Result<i32> {
     let mut engine = Engine::open(config)?;
     // Check every photo before storing anything, so a bad photo never leaves a half-enrolled person.
     let mut photos = Vec::new();
@@ -103,7 +106,7 @@ fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
         ));
     }
-    let templates = crate::enroll::templates_from_photos(&mut engine, &photos)?;
+    let templates = crate::enroll::templates_from_photos(&mut engine, &photos, force)?;
     let mut store = Store::open_config(&config.store)?;
     let done = crate::enroll::enroll(&mut store, &engine, name, None, &templates, crate::enroll::Mode::NewOrAppend)?;
     let added = done.templates_added;
@@ -115,7 +118,7 @@ fn enroll_one(config: &Config, name: &str, images: &[PathBuf]) -> Result<i32> {
 
 /// `enroll --from DIR`: each sub-folder is a person. A bad photo is reported and skipped; the
 /// person is enrolled from their good photos. Exit code 1 if any photo or person failed.
-fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
+fn enroll_folder(config: &Config, dir: &Path, force: bool) -> Result<i32> {
     let people = people_in(dir)?;
     let total: usize = people.iter().map(|(_, photos)| photos.len()).sum();
     if total == 0 {
@@ -126,7 +129,7 @@ fn enroll_folder(config: &Config, dir: &Path) -> Result<i32> {
     }
     let mut engine = Engine::open(config)?;
     let mut store = Store::open_config(&config.store)?;
-    let (enrolled, failures) = enroll_people(&mut engine, &mut store, &people, total)?;
+    let (enrolled, failures) = enroll_people(&mut engine, &mut store, &people, total, force)?;
     println!("enrolled {enrolled} of {} people into {}; {failures} problem(s)", people.len(), store.path().display());
     Ok(if failures > 0 { 1 } else { 0 })
 }
@@ -153,6 +156,7 @@ pub(crate) fn enroll_people(
     store: &mut Store,
     people: &[(String, Vec<PathBuf>)],
     total: usize,
+    force: bool,
 ) -> Result<(usize, usize)> {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -164,7 +168,7 @@ pub(crate) fn enroll_people(
         bar.set_message(name.clone());
         let mut templates = Vec::new();
         for photo in photos {
-            match template(engine, photo) {
+            match template(engine, photo, force) {
                 Ok(t) => templates.push(t),
                 Err(e) => {
                     failures += 1;

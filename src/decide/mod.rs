@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod liveness;
+pub mod fusion;
 pub mod policy;
 pub mod tracker;
 pub mod voter;
@@ -18,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::gallery::matcher::Identification;
 use crate::vision::bbox::BBox;
+use crate::vision::embed::Embedding;
+use fusion::Fusion;
 use tracker::{TrackId, Tracker};
 use voter::{Decision, VoteConfig, Voter};
 
@@ -38,6 +41,12 @@ pub struct DecideConfig {
     /// Faces narrower than this (pixels) are tracked but not identified yet: a face far from the
     /// door is too small to judge, and an early "unknown" would close its track for good.
     pub min_identify_px: f32,
+    /// Faces whose quality score (0..1, `vision::quality`) is below this are tracked but not
+    /// identified: a blurred or turned-away frame says little and could close the track early.
+    pub min_quality: f32,
+    /// A track is identified from the quality-weighted mean of its best this-many frames
+    /// (1 = each frame on its own).
+    pub fuse_frames: usize,
 }
 
 impl Default for DecideConfig {
@@ -49,6 +58,8 @@ impl Default for DecideConfig {
             min_iou: 0.3,
             track_max_age_ms: 1_000,
             min_identify_px: 60.0,
+            min_quality: 0.2,
+            fuse_frames: 3,
         }
     }
 }
@@ -69,6 +80,12 @@ impl DecideConfig {
         }
         if self.min_identify_px.is_nan() || self.min_identify_px < 0.0 {
             bail!("decide.min_identify_px must be 0 or more pixels (got {})", self.min_identify_px);
+        }
+        if !(0.0..=1.0).contains(&self.min_quality) {
+            bail!("decide.min_quality must be between 0 and 1 (got {})", self.min_quality);
+        }
+        if self.fuse_frames == 0 || self.fuse_frames > 50 {
+            bail!("decide.fuse_frames must be between 1 and 50 (got {})", self.fuse_frames);
         }
         Ok(())
     }
@@ -93,6 +110,9 @@ pub struct Decider {
     trackers: HashMap<String, Tracker>,
     voter: Voter,
     liveness: liveness::LivenessVotes,
+    fusion: Fusion,
+    /// Per-camera `min_identify_px` overrides.
+    min_identify_px: HashMap<String, f32>,
 }
 
 impl Decider {
@@ -100,7 +120,8 @@ impl Decider {
         config.validate()?;
         let voter = Voter::new(config.votes());
         let liveness = liveness::LivenessVotes::new(None, config.window);
-        Ok(Decider { config, trackers: HashMap::new(), voter, liveness })
+        let fusion = Fusion::new(config.fuse_frames);
+        Ok(Decider { config, trackers: HashMap::new(), voter, liveness, fusion, min_identify_px: HashMap::new() })
     }
 
     /// Turns the liveness vote on (`Some(threshold)` on the mean score) or off (`None`).
@@ -115,6 +136,17 @@ impl Decider {
         self.liveness.observe(camera, track, score);
     }
 
+    /// Sets a camera's own `min_identify_px` (a dim back door may need larger faces).
+    pub fn set_min_identify_px(&mut self, camera: &str, px: f32) {
+        self.min_identify_px.insert(camera.to_string(), px);
+    }
+
+    /// Adds one frame's embedding of a track and returns the embedding to identify: the
+    /// quality-weighted mean of the track's best `fuse_frames` frames.
+    pub fn fuse(&mut self, camera: &str, track: TrackId, embedding: Embedding, quality: f32) -> Embedding {
+        self.fusion.add(camera, track, embedding, quality)
+    }
+
     pub fn config(&self) -> &DecideConfig {
         &self.config
     }
@@ -127,13 +159,14 @@ impl Decider {
         for track in expired {
             self.voter.forget(camera, track);
             self.liveness.forget(camera, track);
+            self.fusion.forget(camera, track);
         }
+        let min_px = self.min_identify_px.get(camera).copied().unwrap_or(self.config.min_identify_px);
         ids.into_iter()
             .zip(boxes)
             .map(|(track, bbox)| TrackedFace {
                 track,
-                needs_identification: bbox.width() >= self.config.min_identify_px
-                    && self.voter.needs_identification(camera, track),
+                needs_identification: bbox.width() >= min_px && self.voter.needs_identification(camera, track),
             })
             .collect()
     }
@@ -284,10 +317,32 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_override_of_min_identify_px_applies_to_that_camera_only() {
+        let mut d = Decider::new(DecideConfig::default()).unwrap();
+        d.set_min_identify_px("back", 100.0);
+        let now = Duration::from_millis(66);
+        assert!(d.track("door", now, &[face(0.0, 80.0)])[0].needs_identification);
+        assert!(!d.track("back", now, &[face(0.0, 80.0)])[0].needs_identification);
+        assert!(d.track("back", now * 2, &[face(0.0, 120.0)])[0].needs_identification);
+    }
+
+    #[test]
+    fn fused_tracks_are_forgotten_when_they_end() {
+        let mut d = Decider::new(DecideConfig::default()).unwrap();
+        let t = d.track("door", Duration::from_millis(66), &[face(0.0, 100.0)])[0].track;
+        d.fuse("door", t, vec![1.0, 0.0], 0.9);
+        assert_eq!(d.fusion.tracks(), 1);
+        d.track("door", Duration::from_secs(5), &[]);
+        assert_eq!(d.fusion.tracks(), 0);
+    }
+
+    #[test]
     fn config_errors_name_the_key() {
         let err = Decider::new(DecideConfig { needed: 9, ..DecideConfig::default() }).unwrap_err().to_string();
         assert!(err.contains("decide.needed"), "{err}");
         let err = Decider::new(DecideConfig { min_iou: 1.5, ..DecideConfig::default() }).unwrap_err().to_string();
         assert!(err.contains("decide.min_iou"), "{err}");
+        let err = Decider::new(DecideConfig { min_quality: 2.0, ..DecideConfig::default() }).unwrap_err().to_string();
+        assert!(err.contains("decide.min_quality"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 //! The templates are kept in the SQLite store ([`crate::act::store::Store`]), which implements
 //! [`GalleryStore`]; the [`matcher::Matcher`] holds them in memory.
 
+pub mod auto_update;
 pub mod matcher;
 
 use anyhow::Result;

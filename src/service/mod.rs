@@ -29,7 +29,6 @@ use crate::act::door::Door;
 use crate::act::store::Store;
 use crate::capture::{FrameHub, spawn_cameras};
 use crate::config::Config;
-use crate::decide::Decider;
 use crate::decide::clock::{Clock, MonotonicClock};
 use crate::engine::Engine;
 use act_stage::ActStage;
@@ -269,7 +268,10 @@ fn run_pipeline(
     let vision = VisionStage {
         engine,
         store: Store::open_config(&config.store)?,
-        decider: Decider::new(config.decide.clone())?.with_liveness(liveness_threshold),
+        decider: vision_stage::decider_for(&config.decide, &config.cameras)?.with_liveness(liveness_threshold),
+        tuning: config.cameras.iter().map(|c| c.tuning).collect(),
+        default_min_face: config.detector.min_face,
+        auto_update: config.matching.auto_update.then_some(config.matching.auto_update_rules),
         camera_names: config.cameras.iter().map(|c| c.name.clone()).collect(),
         hub: Arc::clone(&hub),
         doors: doors.values().cloned().collect(),
@@ -532,7 +534,7 @@ fn enroll_first_start(engine: &mut Engine, store: &mut Store, dir: &Path) -> Res
     let people = crate::cli::people::people_in(dir)?;
     let total = people.iter().map(|(_, photos)| photos.len()).sum();
     log::info!("first start: enrolling {} people from {}", people.len(), dir.display());
-    let (enrolled, problems) = crate::cli::people::enroll_people(engine, store, &people, total)?;
+    let (enrolled, problems) = crate::cli::people::enroll_people(engine, store, &people, total, false)?;
     log::info!("first start: {enrolled} people enrolled, {problems} problem(s)");
     Ok(())
 }

@@ -17,11 +17,13 @@ use super::Heartbeat;
 use super::stats::ServiceStats;
 use crate::act::door::Door;
 use crate::act::store::Store;
+use crate::capture::config::CameraTuning;
 use crate::capture::{Frame, FrameHub};
 use crate::decide::Decider;
-use crate::decide::voter::Decision;
+use crate::decide::voter::{Decision, Outcome};
 use crate::engine::Engine;
-use crate::gallery::matcher::Matcher;
+use crate::gallery::auto_update::AutoUpdateConfig;
+use crate::gallery::matcher::{Identification, MatchPolicy, Matcher};
 use crate::vision::bbox::BBox;
 
 /// A decision and the camera (index in the configured list) whose frame completed it.
@@ -126,6 +128,23 @@ pub struct VisionStage {
     pub snapshot_requests: Arc<SnapshotRequests>,
     /// The web console's live view (`[web]` on): offered each frame, cheap when nobody watches.
     pub live: Option<Arc<crate::web::live::LiveFeed>>,
+    /// Per-camera overrides (`[[camera]]` min_face, threshold, min_quality), by camera index.
+    pub tuning: Vec<CameraTuning>,
+    /// `detector.min_face` for cameras without their own.
+    pub default_min_face: f32,
+    /// `[matching] auto_update`: learn templates from confident recognitions (None = off).
+    pub auto_update: Option<AutoUpdateConfig>,
+}
+
+/// The decider with each camera's own `min_identify_px`.
+pub fn decider_for(config: &crate::decide::DecideConfig, cameras: &[crate::capture::CameraConfig]) -> Result<Decider> {
+    let mut decider = Decider::new(config.clone())?;
+    for camera in cameras {
+        if let Some(px) = camera.tuning.min_identify_px {
+            decider.set_min_identify_px(&camera.name, px);
+        }
+    }
+    Ok(decider)
 }
 
 /// The gallery as loaded, with the store's change counter at load time.
@@ -213,10 +232,28 @@ impl VisionStage {
         self.camera_names.get(camera).map(String::as_str).unwrap_or("?")
     }
 
+    /// Stores a learnt template (`[matching] auto_update`); the gallery picks it up on its next
+    /// refresh. Failures are logged: learning is an extra, never a reason to drop a decision.
+    fn learn(&mut self, camera: &str, person: &str, embedding: &[f32], cap: usize) {
+        use crate::act::store::LearntTemplate;
+        match self.store.add_learnt_template(person, &self.engine.template_model(), embedding, cap) {
+            Ok(LearntTemplate::Added { learnt }) => {
+                log::info!("template_learnt: {person} on {camera}: learnt template {learnt} of at most {cap}")
+            }
+            Ok(other) => log::debug!("{camera}: not learning a template of {person}: {other:?}"),
+            Err(e) => log::warn!("{camera}: could not store a learnt template of {person}: {e:#}"),
+        }
+    }
+
     /// Detects, tracks and identifies one frame. `faces_on` is the number of faces last reported
     /// per camera; a change is reported as presence.
     fn process(&mut self, frame: &Frame, matcher: &Matcher, faces_on: &mut [u32]) -> Result<Vec<VisionOutput>> {
         let camera = self.camera_names.get(frame.camera).cloned().unwrap_or_default();
+        let tuning = self.tuning.get(frame.camera).copied().unwrap_or_default();
+        self.engine.pipeline.detector_params_mut().min_face = tuning.min_face.unwrap_or(self.default_min_face);
+        let policy =
+            MatchPolicy { threshold: tuning.threshold.unwrap_or(self.engine.policy.threshold), ..self.engine.policy };
+        let min_quality = tuning.min_quality.unwrap_or(self.decider.config().min_quality);
         let (detections, _) = self.engine.pipeline.detect(&frame.image)?;
         ServiceStats::add(&self.stats.faces, detections.len() as u64);
         let boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
@@ -238,26 +275,45 @@ impl VisionStage {
         if wanted.is_empty() {
             return Ok(outputs);
         }
-        let crops: Vec<_> = wanted.iter().map(|&i| self.engine.pipeline.crop(&frame.image, &detections[i])).collect();
+        // Faces below the quality floor stay tracked but are not embedded or voted on.
+        let (mut crops, mut kept) = (Vec::new(), Vec::new());
+        for &i in &wanted {
+            let (crop, quality) = self.engine.pipeline.crop_with_quality(&frame.image, &detections[i]);
+            if quality.score >= min_quality {
+                crops.push(crop);
+                kept.push((i, quality.score));
+            }
+        }
         let embeddings = self.engine.pipeline.embed_crops(&crops)?;
         ServiceStats::add(&self.stats.embeddings, embeddings.len() as u64);
-        // Liveness only for the faces being decided, voted over the same window as identity.
+        // Liveness only for the faces being decided (those the quality floor kept), voted over
+        // the same window as identity.
         if let Some(liveness) = self.engine.liveness.as_mut() {
-            let wanted_boxes: Vec<BBox> = wanted.iter().map(|&i| boxes[i]).collect();
-            for (&i, s) in wanted.iter().zip(liveness.score(&frame.image, &wanted_boxes)?) {
+            let kept_boxes: Vec<BBox> = kept.iter().map(|&(i, _)| boxes[i]).collect();
+            for (&(i, _), s) in kept.iter().zip(liveness.score(&frame.image, &kept_boxes)?) {
                 self.decider.observe_liveness(&camera, tracked[i].track, s.score);
             }
         }
-        for (&i, embedding) in wanted.iter().zip(&embeddings) {
-            let identification = matcher.identify(embedding, &self.engine.policy);
+        for (&(i, quality), embedding) in kept.iter().zip(embeddings) {
+            let fused = self.decider.fuse(&camera, tracked[i].track, embedding, quality);
+            let identification = matcher.identify(&fused, &policy);
             log::debug!("{camera}: track {} {:?}", tracked[i].track, identification);
             let Some(decision) =
                 self.decider.vote(&camera, frame.captured, tracked[i].track, boxes[i], &identification)
             else {
                 continue;
             };
+            let recognised = matches!(decision.outcome, Outcome::Recognised { .. });
             if let Some(live) = &self.live {
-                live.decided(frame.camera, &decision, None);
+                let verdict = (recognised && self.engine.liveness.is_some()).then(|| "live".to_string());
+                live.decided(frame.camera, &decision, verdict);
+            }
+            // Never learn from a track refused as a spoof: a photo must not become a template.
+            if let (true, Some(rules), Identification::Match { person, similarity, margin }) =
+                (recognised, self.auto_update, &identification)
+                && rules.should_learn(policy.threshold, policy.margin, *similarity, *margin, quality)
+            {
+                self.learn(&camera, person, &fused, rules.max_per_person);
             }
             let snapshot = self
                 .snapshots

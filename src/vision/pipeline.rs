@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use super::align::{CropMethod, align_face, square_crop};
 use super::embed::{Embedder, Embedding};
+use super::enhance::{Enhance, enhance, mirrored};
 use super::models::{Manifest, ModelEntry, Role, Variant};
 use super::mtcnn::{Detection, DetectorParams, Mtcnn, Normalisation, StageTimes};
+use super::quality::{Quality, assess};
 use super::runtime::{Runtime, SingleInputModel};
 
 /// A detected face and its embedding.
@@ -18,6 +20,8 @@ pub struct Face {
     pub detection: Detection,
     #[serde(skip)]
     pub embedding: Embedding,
+    /// Measured on the crop the embedder saw.
+    pub quality: Quality,
 }
 
 /// Milliseconds spent in each stage for one image.
@@ -34,6 +38,10 @@ pub struct PipelineOptions {
     pub variant: Variant,
     pub detector: DetectorParams,
     pub crop: CropMethod,
+    /// Photometric clean-up of every crop before embedding.
+    pub enhance: Enhance,
+    /// Embed each crop and its mirror image and average the two (twice the embedder time).
+    pub flip: bool,
 }
 
 /// Detector and embedder loaded from the manifest, ready to run.
@@ -93,6 +101,24 @@ impl FacePipeline {
 
     /// Cuts out the 112x112 crop the embedder sees for one detection.
     pub fn crop(&self, image: &RgbImage, detection: &Detection) -> RgbImage {
+        self.crop_with_quality(image, detection).0
+    }
+
+    /// The crop the embedder sees and the face's quality, measured before the clean-up (a dark
+    /// face must still count as dark).
+    pub fn crop_with_quality(&self, image: &RgbImage, detection: &Detection) -> (RgbImage, Quality) {
+        let mut crop = self.raw_crop(image, detection);
+        let quality = assess(detection, &crop);
+        enhance(&mut crop, self.options.enhance);
+        (crop, quality)
+    }
+
+    /// Applies the configured clean-up to a ready-made 112x112 crop.
+    pub fn prepare(&self, crop: &mut RgbImage) {
+        enhance(crop, self.options.enhance);
+    }
+
+    fn raw_crop(&self, image: &RgbImage, detection: &Detection) -> RgbImage {
         match self.options.crop {
             CropMethod::Aligned => {
                 align_face(image, &detection.landmarks).unwrap_or_else(|| square_crop(image, &detection.bbox))
@@ -103,22 +129,35 @@ impl FacePipeline {
 
     /// Embeds ready-made 112x112 crops (e.g. face chips that need no detection).
     pub fn embed_crops(&mut self, crops: &[RgbImage]) -> Result<Vec<Embedding>> {
-        self.embedder.embed(crops)
+        if !self.options.flip || crops.is_empty() {
+            return self.embedder.embed(crops);
+        }
+        let mut both: Vec<RgbImage> = crops.to_vec();
+        both.extend(crops.iter().map(mirrored));
+        let embeddings = self.embedder.embed(&both)?;
+        let (plain, flipped) = embeddings.split_at(crops.len());
+        Ok(plain
+            .iter()
+            .zip(flipped)
+            .map(|(a, b)| super::embed::l2_normalised(&a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<_>>()))
+            .collect())
     }
 
     /// Detects every face, crops and embeds them all in one batch.
     pub fn analyse(&mut self, image: &RgbImage) -> Result<(Vec<Face>, Timings)> {
         let (detections, detect) = self.detect(image)?;
         let t = Instant::now();
-        let crops: Vec<RgbImage> = detections.iter().map(|d| self.crop(image, d)).collect();
+        let (crops, qualities): (Vec<RgbImage>, Vec<Quality>) =
+            detections.iter().map(|d| self.crop_with_quality(image, d)).unzip();
         let align_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let embeddings = self.embedder.embed(&crops)?;
+        let embeddings = self.embed_crops(&crops)?;
         let embed_ms = t.elapsed().as_secs_f64() * 1e3;
         let faces = detections
             .into_iter()
+            .zip(qualities)
             .zip(embeddings)
-            .map(|(detection, embedding)| Face { detection, embedding })
+            .map(|((detection, quality), embedding)| Face { detection, embedding, quality })
             .collect();
         Ok((faces, Timings { detect, align_ms, embed_ms }))
     }

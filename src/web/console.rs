@@ -146,7 +146,7 @@ impl Console {
         let engine = self.engine()?;
         for (name, bytes) in photos {
             let one = [(name.clone(), bytes.clone())];
-            let outcome = match crate::enroll::templates_from_photos(engine, &one) {
+            let outcome = match crate::enroll::templates_from_photos(engine, &one, false) {
                 Ok(_) => {
                     good.push(bytes.clone());
                     Ok(())

@@ -28,7 +28,7 @@ pub use events::{AccessEvent, DayAttendance, EventFilter, EventKind};
 pub use keys::{KeyRecord, MAX_NONCES_PER_KEY, NonceUse};
 pub use people::{ForgetReport, PersonRecord, check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;
-pub use templates::NewTemplate;
+pub use templates::{LearntTemplate, NewTemplate};
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -20,6 +20,18 @@ pub struct NewTemplate {
     pub source_sha256: String,
 }
 
+/// What [`Store::add_learnt_template`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearntTemplate {
+    /// Stored; the person now has this many learnt templates.
+    Added {
+        learnt: usize,
+    },
+    Capped,
+    Watchlist,
+    NoSuchPerson,
+}
+
 fn to_blob(embedding: &[f32]) -> Vec<u8> {
     embedding.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -140,6 +152,46 @@ impl Store {
         Ok(people.into_iter().map(|(name, templates)| Person { name, templates }).collect())
     }
 
+    /// Adds a template learnt from a confident recognition (`[matching] auto_update`), unless the
+    /// person is on the watchlist, unknown, or already has `cap` learnt templates. Learnt
+    /// templates are marked by a source of `auto:<sha256 of the embedding>`; `remove` and
+    /// `forget` delete them with the person.
+    pub fn add_learnt_template(
+        &mut self,
+        who: &str,
+        model: &TemplateModel,
+        embedding: &[f32],
+        cap: usize,
+    ) -> Result<LearntTemplate> {
+        if embedding.len() != model.dim || embedding.iter().any(|v| !v.is_finite()) {
+            bail!("a learnt template must be a finite {}-D vector", model.dim);
+        }
+        let tx = write(&mut self.conn, &self.path)?;
+        let Some(person) = Store::resolve(&tx, who)? else { return Ok(LearntTemplate::NoSuchPerson) };
+        let role: String = tx.query_row("SELECT role FROM people WHERE id = ?1", [person], |r| r.get(0))?;
+        if role == Role::Watchlist.as_str() {
+            return Ok(LearntTemplate::Watchlist);
+        }
+        let learnt: i64 = tx.query_row(
+            "SELECT count(*) FROM templates WHERE person_id = ?1 AND source_sha256 LIKE 'auto:%'",
+            [person],
+            |r| r.get(0),
+        )?;
+        if learnt as usize >= cap {
+            return Ok(LearntTemplate::Capped);
+        }
+        let blob = to_blob(embedding);
+        let source = format!("auto:{}", sha256_hex(&blob));
+        tx.execute(
+            "INSERT OR IGNORE INTO templates (person_id, embedding, dim, model_id, source_sha256, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![person, blob, model.dim as i64, model.id, source, now_text()],
+        )?;
+        meta_add(&tx, "changes", 1)?;
+        tx.commit()?;
+        Ok(LearntTemplate::Added { learnt: learnt as usize + 1 })
+    }
+
     fn bound_model(&self) -> Result<TemplateModel> {
         self.model.clone().ok_or_else(|| {
             anyhow::anyhow!("internal: Store::bind_model must be called before using it as a GalleryStore")
@@ -191,6 +243,33 @@ mod tests {
         s.add_person("Empty", Role::Employee, &Schedule::default()).unwrap();
         let g = s.gallery(&model()).unwrap();
         assert_eq!(g, vec![Person { name: "Ann".into(), templates: vec![vec![1.0, 0.5, -0.25], vec![0.0, 1.0, 0.0]] }]);
+    }
+
+    #[test]
+    fn learnt_templates_are_capped_never_for_the_watchlist_and_forgotten_with_the_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.add_templates("Ann", &model(), &[t([1.0, 0.0, 0.0], "a")]).unwrap();
+        assert_eq!(
+            s.add_learnt_template("Ann", &model(), &[0.9, 0.1, 0.0], 2).unwrap(),
+            LearntTemplate::Added { learnt: 1 }
+        );
+        assert_eq!(
+            s.add_learnt_template("Ann", &model(), &[0.8, 0.2, 0.0], 2).unwrap(),
+            LearntTemplate::Added { learnt: 2 }
+        );
+        assert_eq!(s.add_learnt_template("Ann", &model(), &[0.7, 0.3, 0.0], 2).unwrap(), LearntTemplate::Capped);
+        assert_eq!(s.gallery(&model()).unwrap()[0].templates.len(), 3, "enrolled + 2 learnt");
+        s.add_person("Mallory", Role::Watchlist, &Schedule::default()).unwrap();
+        assert_eq!(s.add_learnt_template("Mallory", &model(), &[0.0, 1.0, 0.0], 2).unwrap(), LearntTemplate::Watchlist);
+        assert_eq!(
+            s.add_learnt_template("Nobody", &model(), &[0.0, 1.0, 0.0], 2).unwrap(),
+            LearntTemplate::NoSuchPerson
+        );
+        assert!(s.add_learnt_template("Ann", &model(), &[f32::NAN, 0.0, 0.0], 2).is_err());
+        let report = s.forget("Ann").unwrap();
+        assert_eq!(report.templates, 3);
+        assert!(s.gallery(&model()).unwrap().is_empty());
     }
 
     #[test]
