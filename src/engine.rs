@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
 use crate::vision::models::Manifest;
+use crate::vision::mtcnn::{Detection, StageTimes};
+use crate::vision::regions::{Plan, RegionPlanner};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
 use crate::vision::runtime::Runtime;
 
@@ -20,6 +22,8 @@ pub struct Engine {
     pub manifest: Manifest,
     pub pipeline: FacePipeline,
     pub policy: MatchPolicy,
+    /// Video only: where to look in each camera's next frame (`[detector.roi]`).
+    pub regions: RegionPlanner,
 }
 
 impl Engine {
@@ -39,7 +43,8 @@ impl Engine {
             threshold: config.matching.threshold.unwrap_or(default_threshold),
             margin: config.matching.margin,
         };
-        Ok(Engine { runtime, manifest, pipeline, policy })
+        let regions = RegionPlanner::new(config.detector.roi.clone());
+        Ok(Engine { runtime, manifest, pipeline, policy, regions })
     }
 
     /// Identifies the embedder, so galleries refuse templates from another model.
@@ -49,6 +54,19 @@ impl Engine {
             id: format!("{}@{}", entry.id, &entry.sha256[..entry.sha256.len().min(12)]),
             dim: entry.dim.unwrap_or(0),
         }
+    }
+
+    /// Detects the faces of one video frame of `camera`, reusing where the last frames found
+    /// faces (windows around them) and scanning the whole frame only when the planner says so.
+    pub fn detect_frame(&mut self, camera: usize, image: &RgbImage) -> Result<(Vec<Detection>, StageTimes)> {
+        let plan = self.regions.plan(camera, image, self.pipeline.options().detector.min_face);
+        let found = match &plan {
+            Plan::Full => self.pipeline.detect(image)?,
+            Plan::Windows(windows) => self.pipeline.detect_windows(image, windows)?,
+        };
+        let boxes: Vec<_> = found.0.iter().map(|d| d.bbox).collect();
+        self.regions.observe(camera, &plan, &boxes);
+        Ok(found)
     }
 
     /// Loads an image file and finds every face in it.

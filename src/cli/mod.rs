@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and one module per command.
 
 mod bench;
+mod bench_compare;
 mod demo;
 mod detect;
 mod doctor;

@@ -215,7 +215,7 @@ impl VisionStage {
     /// per camera; a change is reported as presence.
     fn process(&mut self, frame: &Frame, matcher: &Matcher, faces_on: &mut [u32]) -> Result<Vec<VisionOutput>> {
         let camera = self.camera_names.get(frame.camera).cloned().unwrap_or_default();
-        let (detections, _) = self.engine.pipeline.detect(&frame.image)?;
+        let (detections, _) = self.engine.detect_frame(frame.camera, &frame.image)?;
         ServiceStats::add(&self.stats.faces, detections.len() as u64);
         let boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let tracked = self.decider.track(&camera, frame.captured, &boxes);

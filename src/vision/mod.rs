@@ -8,5 +8,6 @@ pub mod embed;
 pub mod models;
 pub mod mtcnn;
 pub mod pipeline;
+pub mod regions;
 pub mod resize;
 pub mod runtime;
