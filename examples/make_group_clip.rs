@@ -45,10 +45,8 @@ fn view(photo: &RgbImage, cx: f32, cy: f32, vw: f32) -> RgbImage {
 
 fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::args()
-        .nth(1)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join(".cache/group-moving.mjpeg"));
+    let out =
+        std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(|| root.join(".cache/group-moving.mjpeg"));
     let photo = image::open(root.join("tests/fixtures/group/01.jpg"))?.to_rgb8();
     let (pw, ph) = (photo.width() as f32, photo.height() as f32);
     let mut frames = vec![empty(); 10];

@@ -12,8 +12,8 @@ use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
 use crate::vision::models::Manifest;
 use crate::vision::mtcnn::{Detection, StageTimes};
-use crate::vision::regions::{Plan, RegionPlanner};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
+use crate::vision::regions::{Plan, RegionPlanner};
 use crate::vision::runtime::Runtime;
 
 /// A loaded face pipeline with its match policy.

@@ -196,10 +196,8 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         ("group", fit_frame(&load_rgb(&group_path).with_context(|| "bench --group")?)),
     ];
     let mut runtime = Runtime::load(config.runtime.clone())?;
-    let (arena, memory_pattern) = (
-        args.arena.unwrap_or(config.runtime.arena),
-        args.memory_pattern.unwrap_or(config.runtime.memory_pattern),
-    );
+    let (arena, memory_pattern) =
+        (args.arena.unwrap_or(config.runtime.arena), args.memory_pattern.unwrap_or(config.runtime.memory_pattern));
     runtime.set_allocators(arena, memory_pattern);
     if args.embed_threads.is_some() {
         runtime.set_embed_threads(args.embed_threads);

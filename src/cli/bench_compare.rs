@@ -143,7 +143,14 @@ pub fn side_by_side(
                 let (s, faces, c) = bench(pipeline, frame)?;
                 // Total without the identify step, which the reference does not do.
                 let total: Vec<f64> = (0..s[6].len()).map(|k| s[6][k] - s[5][k]).collect();
-                ours[i].push([median(&s[0]), median(&s[1]), median(&s[2]), median(&s[3]), median(&s[4]), median(&total)]);
+                ours[i].push([
+                    median(&s[0]),
+                    median(&s[1]),
+                    median(&s[2]),
+                    median(&s[3]),
+                    median(&s[4]),
+                    median(&total),
+                ]);
                 our_counts[i] = (faces, c);
             }
             for (i, r) in run_reference(python, &paths, rounds)?.iter().enumerate() {
@@ -182,7 +189,13 @@ pub fn side_by_side(
             let reference = figures(&theirs[i], tf, tc, tr);
             let ratio_rounds: Vec<f64> =
                 ours[i].iter().zip(&theirs[i]).map(|(a, b)| if b[5] > 0.0 { a[5] / b[5] } else { f64::NAN }).collect();
-            SideBySide { frame: frames[i].0.to_string(), ratio: median(&ratio_rounds), ratio_rounds, facegate, reference }
+            SideBySide {
+                frame: frames[i].0.to_string(),
+                ratio: median(&ratio_rounds),
+                ratio_rounds,
+                facegate,
+                reference,
+            }
         })
         .collect())
 }
@@ -194,7 +207,17 @@ pub fn print_side_by_side(rows: &[SideBySide]) {
     println!("side by side (fp32, 1 thread; facegate then tools/reference/pipeline.py, alternating per round):");
     println!(
         "{:<9} {:<9} {:>5} | {:>8} {:>7} {:>7} {:>6} {:>7} | {:>8} | {:>15} {:>15}",
-        "frame", "impl", "faces", "pyr+PNet", "R-Net", "O-Net", "align", "embed", "total", "calls P/R/O/E", "rows P/R/O/E"
+        "frame",
+        "impl",
+        "faces",
+        "pyr+PNet",
+        "R-Net",
+        "O-Net",
+        "align",
+        "embed",
+        "total",
+        "calls P/R/O/E",
+        "rows P/R/O/E"
     );
     for r in rows {
         for (name, f) in [("facegate", &r.facegate), ("reference", &r.reference)] {
@@ -243,7 +266,9 @@ pub struct RoiFigures {
     pub longest_miss_run: usize,
 }
 
-fn load_clip(path: &Path) -> Result<Vec<RgbImage>> {
+/// The clip's JPEG frames, still compressed (decoded one at a time, so a long clip does not
+/// inflate the peak RSS the benchmark reports).
+fn load_clip(path: &Path) -> Result<Vec<Vec<u8>>> {
     let data = std::fs::read(path).with_context(|| {
         format!(
             "cannot read {}; make the moving-group clip with `cargo run --release --example make_group_clip`",
@@ -253,7 +278,7 @@ fn load_clip(path: &Path) -> Result<Vec<RgbImage>> {
     let mut frames = Vec::new();
     for chunk in MjpegSplitter::new(&data) {
         if let Chunk::Frame(jpeg) = chunk {
-            frames.push(mjpeg_to_rgb(jpeg)?);
+            frames.push(jpeg.to_vec());
         }
         if frames.len() >= 5_000 {
             bail!("{}: more than 5,000 frames; use a shorter clip", path.display());
@@ -273,8 +298,9 @@ pub fn roi_replay(pipeline: &mut FacePipeline, clip: &Path, params: &DetectorPar
     let mut full: Vec<Vec<BBox>> = Vec::new();
     let (mut full_ms, mut full_calls, mut full_rows) = (Vec::new(), Vec::new(), Vec::new());
     // A warm-up so the first timed frame does not pay for first-run allocations.
-    pipeline.detect(&frames[0])?;
-    for frame in &frames {
+    pipeline.detect(&mjpeg_to_rgb(&frames[0])?)?;
+    for jpeg in &frames {
+        let frame = &mjpeg_to_rgb(jpeg)?;
         let t = Instant::now();
         let (found, st) = pipeline.detect(frame)?;
         full_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -285,7 +311,8 @@ pub fn roi_replay(pipeline: &mut FacePipeline, clip: &Path, params: &DetectorPar
     let mut planner = RegionPlanner::new(roi_params);
     let (mut roi_ms, mut roi_calls, mut roi_rows) = (Vec::new(), Vec::new(), Vec::new());
     let (mut scans, mut missed, mut extra, mut run, mut longest, mut face_frames) = (0, 0, 0, 0, 0, 0);
-    for (frame, expected) in frames.iter().zip(&full) {
+    for (jpeg, expected) in frames.iter().zip(&full) {
+        let frame = &mjpeg_to_rgb(jpeg)?;
         let t = Instant::now();
         let plan = planner.plan(0, frame, params.min_face);
         let (found, st) = match &plan {

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::align::{CropMethod, align_face, square_crop};
 use super::bbox::{BBox, Overlap, nms};
-use super::regions::Window;
 use super::embed::{Embedder, Embedding};
 use super::models::{Manifest, ModelEntry, Role, Variant};
 use super::mtcnn::{Detection, DetectorParams, Mtcnn, Normalisation, StageTimes};
+use super::regions::Window;
 use super::runtime::{Runtime, SingleInputModel};
 
 /// A detected face and its embedding.

@@ -27,8 +27,9 @@ pub struct RoiParams {
     /// The smallest face looked for in a window, as a fraction of the face's last size (the
     /// configured `min_face` still applies).
     pub shrink: f32,
-    /// Mean absolute change of a 32x24 grey thumbnail outside the windows (0-255) that counts as
-    /// a scene change and triggers a whole-frame scan.
+    /// Change of a cell's mean grey level (0-255) in a 32x24 thumbnail, outside the windows, that
+    /// counts as a scene change when two or more cells see it: a whole-frame scan follows.
+    /// (A 70 px head walking into a 640x480 frame changes a dozen cells.)
     pub scene_change: f32,
     /// A face not found again in its window for this many frames is no longer looked for there.
     pub keep_frames: u32,
@@ -36,7 +37,7 @@ pub struct RoiParams {
 
 impl Default for RoiParams {
     fn default() -> Self {
-        RoiParams { enabled: true, full_every: 10, grow: 0.75, shrink: 0.6, scene_change: 6.0, keep_frames: 2 }
+        RoiParams { enabled: true, full_every: 10, grow: 0.75, shrink: 0.6, scene_change: 12.0, keep_frames: 2 }
     }
 }
 
@@ -121,7 +122,7 @@ impl RegionPlanner {
         let windows = windows_for(&memory.faces, w, h, min_face, &params);
         let thumb = thumbnail(image);
         let changed = memory.thumb.len() != thumb.len()
-            || change_outside(&memory.thumb, &thumb, &windows, w, h) > params.scene_change;
+            || changed_cells_outside(&memory.thumb, &thumb, &windows, w, h, params.scene_change) >= 2;
         memory.thumb = thumb;
         if !memory.scanned || changed || memory.since_full + 1 >= params.full_every {
             Plan::Full
@@ -218,10 +219,9 @@ fn thumbnail(image: &RgbImage) -> Vec<f32> {
     sums.iter().zip(&counts).map(|(s, &c)| if c > 0 { s / c as f32 } else { 0.0 }).collect()
 }
 
-/// Mean absolute change between two thumbnails over the cells no window touches.
-fn change_outside(old: &[f32], new: &[f32], windows: &[Window], w: u32, h: u32) -> f32 {
+/// How many cells no window touches changed by more than `threshold` between two thumbnails.
+fn changed_cells_outside(old: &[f32], new: &[f32], windows: &[Window], w: u32, h: u32, threshold: f32) -> usize {
     let (cw, ch) = (w as f32 / THUMB_W as f32, h as f32 / THUMB_H as f32);
-    let mut total = 0.0;
     let mut cells = 0;
     for cy in 0..THUMB_H {
         for cx in 0..THUMB_W {
@@ -232,13 +232,12 @@ fn change_outside(old: &[f32], new: &[f32], windows: &[Window], w: u32, h: u32) 
                     && y1 + ch > win.y as f32
                     && y1 < (win.y + win.h) as f32
             });
-            if !covered {
-                total += (old[cy * THUMB_W + cx] - new[cy * THUMB_W + cx]).abs();
+            if !covered && (old[cy * THUMB_W + cx] - new[cy * THUMB_W + cx]).abs() > threshold {
                 cells += 1;
             }
         }
     }
-    if cells == 0 { 0.0 } else { total / cells as f32 }
+    cells
 }
 
 #[cfg(test)]
@@ -307,6 +306,28 @@ mod tests {
             }
         }
         assert!(matches!(p.plan(0, &moved, 40.0), Plan::Windows(_)));
+    }
+
+    #[test]
+    fn a_small_face_walking_into_an_empty_scene_is_scanned_for_at_once() {
+        let mut p = RegionPlanner::new(RoiParams::default());
+        let img = frame(90);
+        assert_eq!(p.plan(0, &img, 40.0), Plan::Full);
+        p.observe(0, &Plan::Full, &[]);
+        assert_eq!(p.plan(0, &img, 40.0), Plan::Windows(vec![]));
+        p.observe(0, &Plan::Windows(vec![]), &[]);
+        let mut head = img.clone();
+        for y in 300..370 {
+            for x in 280..350 {
+                head.put_pixel(x, y, image::Rgb([170, 140, 120]));
+            }
+        }
+        assert_eq!(p.plan(0, &head, 40.0), Plan::Full, "a 70 px head must trigger a whole scan");
+        // Slight noise everywhere does not.
+        p.observe(0, &Plan::Full, &[]);
+        let mut noisy = head.clone();
+        noisy.pixels_mut().enumerate().for_each(|(i, px)| px.0[0] = px.0[0].saturating_add((i % 5) as u8));
+        assert_eq!(p.plan(0, &noisy, 40.0), Plan::Windows(vec![]));
     }
 
     #[test]
