@@ -137,42 +137,34 @@ pub fn side_by_side(
     let mut theirs: Vec<Vec<[f64; 6]>> = vec![Vec::new(); n];
     let mut our_counts = vec![(0, StageTimes::default()); n];
     let mut their_counts = vec![(0usize, [0u32; 4], [0u32; 4]); n];
-    let result = (|| -> Result<()> {
-        for _ in 0..rounds.rounds {
-            for (i, (_, frame)) in frames.iter().enumerate() {
-                let (s, faces, c) = bench(pipeline, frame)?;
-                // Total without the identify step, which the reference does not do.
-                let total: Vec<f64> = (0..s[6].len()).map(|k| s[6][k] - s[5][k]).collect();
-                ours[i].push([
-                    median(&s[0]),
-                    median(&s[1]),
-                    median(&s[2]),
-                    median(&s[3]),
-                    median(&s[4]),
-                    median(&total),
-                ]);
-                our_counts[i] = (faces, c);
-            }
-            for (i, r) in run_reference(python, &paths, rounds)?.iter().enumerate() {
-                theirs[i].push([
-                    stage(r, "pnet_ms"),
-                    stage(r, "rnet_ms"),
-                    stage(r, "onet_ms"),
-                    stage(r, "align_ms"),
-                    stage(r, "embed_ms"),
-                    stage(r, "total_ms"),
-                ]);
-                let count = |m: &str, k: &str| r["counts"][m][k].as_u64().unwrap_or(0) as u32;
-                let models = ["pnet", "rnet", "onet", "embed"];
-                their_counts[i] = (
-                    r["faces"].as_u64().unwrap_or(0) as usize,
-                    models.map(|m| count(m, "calls")),
-                    models.map(|m| count(m, "rows")),
-                );
-            }
+    let mut round = || -> Result<()> {
+        for (i, (_, frame)) in frames.iter().enumerate() {
+            let (s, faces, c) = bench(pipeline, frame)?;
+            // Total without the identify step, which the reference does not do.
+            let total: Vec<f64> = (0..s[6].len()).map(|k| s[6][k] - s[5][k]).collect();
+            ours[i].push([median(&s[0]), median(&s[1]), median(&s[2]), median(&s[3]), median(&s[4]), median(&total)]);
+            our_counts[i] = (faces, c);
+        }
+        for (i, r) in run_reference(python, &paths, rounds)?.iter().enumerate() {
+            theirs[i].push([
+                stage(r, "pnet_ms"),
+                stage(r, "rnet_ms"),
+                stage(r, "onet_ms"),
+                stage(r, "align_ms"),
+                stage(r, "embed_ms"),
+                stage(r, "total_ms"),
+            ]);
+            let count = |m: &str, k: &str| r["counts"][m][k].as_u64().unwrap_or(0) as u32;
+            let models = ["pnet", "rnet", "onet", "embed"];
+            their_counts[i] = (
+                r["faces"].as_u64().unwrap_or(0) as usize,
+                models.map(|m| count(m, "calls")),
+                models.map(|m| count(m, "rows")),
+            );
         }
         Ok(())
-    })();
+    };
+    let result = (0..rounds.rounds).try_for_each(|_| round());
     let _ = std::fs::remove_dir_all(&dir);
     result?;
     Ok((0..n)

@@ -52,7 +52,7 @@ impl RoiParams {
         if !(0.2..=1.0).contains(&self.shrink) {
             anyhow::bail!("detector.roi.shrink must be between 0.2 and 1 (got {})", self.shrink);
         }
-        if !(self.scene_change >= 0.0 && self.scene_change <= 255.0) {
+        if !(0.0..=255.0).contains(&self.scene_change) {
             anyhow::bail!("detector.roi.scene_change must be between 0 and 255 (got {})", self.scene_change);
         }
         Ok(())
@@ -191,7 +191,7 @@ fn windows_for(faces: &[(BBox, u32)], w: u32, h: u32, min_face: f32, params: &Ro
             let x2 = x2.clamp(0.0, w as f32).ceil() as u32;
             let y2 = y2.clamp(0.0, h as f32).ceil() as u32;
             // A window smaller than its smallest face cannot hold it.
-            let side = (x2.saturating_sub(x1)).min(y2.saturating_sub(y1)) as f32;
+            let side = x2.saturating_sub(x1).min(y2.saturating_sub(y1)) as f32;
             (side >= min_face.max(12.0)).then_some(Window { x: x1, y: y1, w: x2 - x1, h: y2 - y1, min_face })
         })
         .collect()
