@@ -12,8 +12,10 @@ use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
 use crate::vision::liveness::{Liveness, LivenessMode};
 use crate::vision::models::{Manifest, ModelEntry};
+use crate::vision::mtcnn::{Detection, StageTimes};
 use crate::vision::pipeline::{Face, FacePipeline, PipelineOptions, Timings};
 use crate::vision::quality::{QualityLimits, enrollment_problems};
+use crate::vision::regions::{Plan, RegionPlanner};
 use crate::vision::runtime::Runtime;
 
 /// A loaded face pipeline with its match policy.
@@ -26,6 +28,8 @@ pub struct Engine {
     /// [`LivenessConfig::effective_mode`]); a missing or corrupt model is an error, never a
     /// silent "no check".
     pub liveness: Option<Liveness>,
+    /// Video only: where to look in each camera's next frame (`[detector.roi]`).
+    pub regions: RegionPlanner,
 }
 
 /// The matching rule for this embedder: the configured threshold (default: the manifest's),
@@ -70,7 +74,8 @@ impl Engine {
             LivenessMode::Passive => Some(Liveness::load(&runtime, &manifest, config.liveness.threshold)?),
             LivenessMode::Off => None,
         };
-        Ok(Engine { runtime, manifest, pipeline, policy, liveness })
+        let regions = RegionPlanner::new(config.detector.roi.clone());
+        Ok(Engine { runtime, manifest, pipeline, policy, liveness, regions })
     }
 
     /// Identifies the embedder, so galleries refuse templates from another model.
@@ -80,6 +85,19 @@ impl Engine {
             id: format!("{}@{}", entry.id, &entry.sha256[..entry.sha256.len().min(12)]),
             dim: entry.dim.unwrap_or(0),
         }
+    }
+
+    /// Detects the faces of one video frame of `camera`, reusing where the last frames found
+    /// faces (windows around them) and scanning the whole frame only when the planner says so.
+    pub fn detect_frame(&mut self, camera: usize, image: &RgbImage) -> Result<(Vec<Detection>, StageTimes)> {
+        let plan = self.regions.plan(camera, image, self.pipeline.options().detector.min_face);
+        let found = match &plan {
+            Plan::Full => self.pipeline.detect(image)?,
+            Plan::Windows(windows) => self.pipeline.detect_windows(image, windows)?,
+        };
+        let boxes: Vec<_> = found.0.iter().map(|d| d.bbox).collect();
+        self.regions.observe(camera, &plan, &boxes);
+        Ok(found)
     }
 
     /// Loads an image file and finds every face in it.

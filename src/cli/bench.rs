@@ -17,6 +17,7 @@ use crate::gallery::matcher::{MatchPolicy, Matcher};
 use crate::sysinfo::{median, peak_rss_bytes};
 use crate::vision::embed::l2_normalised;
 use crate::vision::models::{Manifest, Variant};
+use crate::vision::mtcnn::StageTimes;
 use crate::vision::pipeline::{FacePipeline, PipelineOptions};
 use crate::vision::runtime::Runtime;
 
@@ -43,6 +44,28 @@ pub struct BenchArgs {
     /// Synthetic gallery sizes for the identify benchmark, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000, 10_000, 100_000])]
     pub gallery_sizes: Vec<usize>,
+    /// Also run tools/reference/pipeline.py with this Python (e.g. `.cache/venv/bin/python`) on
+    /// the same frames, alternating with facegate for `--rounds` rounds (fp32, 1 thread), and
+    /// print both side by side with the ratio. Skips the variant/thread table.
+    #[arg(long, value_name = "PYTHON")]
+    pub reference: Option<PathBuf>,
+    /// Rounds of facegate-then-reference for `--reference`.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Replay this MJPEG clip through whole-frame detection and through region reuse
+    /// (`[detector.roi]`), and print the time and the faces region reuse missed (repeatable).
+    /// Skips the variant/thread table.
+    #[arg(long, value_name = "CLIP")]
+    pub roi_clip: Vec<PathBuf>,
+    /// Override `[runtime] arena` for this run (compare peak RSS in separate runs).
+    #[arg(long, value_name = "BOOL")]
+    pub arena: Option<bool>,
+    /// Override `[runtime] memory_pattern` for this run.
+    #[arg(long, value_name = "BOOL")]
+    pub memory_pattern: Option<bool>,
+    /// Override `[runtime] embed_threads` (the embedder's own thread count) for this run.
+    #[arg(long, value_name = "N")]
+    pub embed_threads: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +84,13 @@ struct PipelineFigures {
     embed_ms: f64,
     match_10k_ms: f64,
     total_ms: f64,
+    /// Model calls per frame (P-Net levels + R-Net batches + O-Net batches + embedder batches).
+    model_calls: u32,
+    /// Candidates per stage: pyramid levels, R-Net rows, O-Net rows, faces embedded.
+    pnet_levels: u32,
+    rnet_rows: u32,
+    onet_rows: u32,
+    embed_rows: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +105,12 @@ struct BenchReport {
     detect_min_face: f32,
     pipeline: Vec<PipelineFigures>,
     identify: Vec<IdentifyFigures>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    side_by_side: Vec<super::bench_compare::SideBySide>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roi: Vec<super::bench_compare::RoiFigures>,
+    arena: bool,
+    memory_pattern: bool,
     peak_rss_mib_models_loaded: f64,
     peak_rss_mib_end: f64,
     /// Median ms to score one face of the one-face frame with every liveness model (crop + run).
@@ -142,15 +178,21 @@ fn time_ms<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, t.elapsed().as_secs_f64() * 1e3)
 }
 
-fn bench_frame(
+/// Per-stage samples of one frame: P-Net, R-Net, O-Net, align, embed, match, total (ms).
+pub(super) type StageSamples = [Vec<f64>; 7];
+
+/// Times the whole pipeline on one frame `iterations` times after 3 warm-ups; returns the samples,
+/// the faces found and the detector's calls and candidates (the same every run).
+pub(super) fn bench_frame(
     pipeline: &mut FacePipeline,
     frame: &RgbImage,
     matcher: &Matcher,
     policy: &MatchPolicy,
     iterations: usize,
-) -> Result<([Vec<f64>; 7], usize)> {
-    let mut samples: [Vec<f64>; 7] = Default::default();
+) -> Result<(StageSamples, usize, StageTimes)> {
+    let mut samples: StageSamples = Default::default();
     let mut faces = 0;
+    let mut counts = StageTimes::default();
     for i in 0..iterations + 3 {
         let start = Instant::now();
         let (detections, stages) = pipeline.detect(frame)?;
@@ -160,6 +202,7 @@ fn bench_frame(
         let (_, match_ms) = time_ms(|| embeddings.iter().map(|e| matcher.identify(e, policy)).collect::<Vec<_>>());
         let total = start.elapsed().as_secs_f64() * 1e3;
         faces = detections.len();
+        counts = stages;
         if i >= 3 {
             for (k, v) in [stages.pnet_ms, stages.rnet_ms, stages.onet_ms, align_ms, embed_ms, match_ms, total]
                 .into_iter()
@@ -169,7 +212,7 @@ fn bench_frame(
             }
         }
     }
-    Ok((samples, faces))
+    Ok((samples, faces, counts))
 }
 
 pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
@@ -181,6 +224,12 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         ("group", fit_frame(&load_rgb(&group_path).with_context(|| "bench --group")?)),
     ];
     let mut runtime = Runtime::load(config.runtime.clone())?;
+    let (arena, memory_pattern) =
+        (args.arena.unwrap_or(config.runtime.arena), args.memory_pattern.unwrap_or(config.runtime.memory_pattern));
+    runtime.set_allocators(arena, memory_pattern);
+    if args.embed_threads.is_some() {
+        runtime.set_embed_threads(args.embed_threads);
+    }
     let manifest = Manifest::load(&config.models_dir())?;
     let dim = manifest.entry(crate::vision::models::Role::Embedder, Variant::Fp32)?.dim.unwrap_or(192);
     let gallery_10k = Matcher::new(dim, &synthetic_people(10_000, dim));
@@ -190,7 +239,53 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     )?;
     let mut pipeline_figures = Vec::new();
     let mut rss_models = 0.0;
-    for &variant in &args.variants {
+    let mut side_by_side = Vec::new();
+    let mut roi = Vec::new();
+    let table = args.reference.is_none() && args.roi_clip.is_empty();
+    if let Some(python) = &args.reference {
+        runtime.set_intra_threads(1);
+        let mut detector = config.detector.clone();
+        detector.min_face = args.detect_min_face;
+        let options = PipelineOptions {
+            variant: Variant::Fp32,
+            detector,
+            crop: config.matching.crop,
+            enhance: config.matching.enhance,
+            flip: config.matching.flip,
+        };
+        let mut pipeline = FacePipeline::load(&runtime, &manifest, options)?;
+        side_by_side = super::bench_compare::side_by_side(
+            &mut pipeline,
+            &frames,
+            python,
+            &super::bench_compare::Rounds {
+                rounds: args.rounds.max(1),
+                iterations: args.iterations.max(1),
+                min_face: args.detect_min_face,
+            },
+            |pipeline, frame| bench_frame(pipeline, frame, &gallery_10k, &policy, args.iterations.max(1)),
+        )?;
+        rss_models = peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    }
+    if !args.roi_clip.is_empty() {
+        runtime.set_intra_threads(1);
+        let options = PipelineOptions {
+            variant: config.models.variant,
+            detector: config.detector.clone(),
+            crop: config.matching.crop,
+            enhance: config.matching.enhance,
+            flip: config.matching.flip,
+        };
+        let mut pipeline = FacePipeline::load(&runtime, &manifest, options)?;
+        for clip in &args.roi_clip {
+            roi.push(super::bench_compare::roi_replay(&mut pipeline, clip, &config.detector)?);
+        }
+        if rss_models == 0.0 {
+            rss_models = peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        }
+    }
+    let variants = if table { args.variants.clone() } else { Vec::new() };
+    for &variant in &variants {
         for &threads in &args.thread_counts {
             runtime.set_intra_threads(threads);
             let mut detector = config.detector.clone();
@@ -204,7 +299,7 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
             };
             let mut pipeline = FacePipeline::load(&runtime, &manifest, options)?;
             for (name, frame) in &frames {
-                let (s, faces) = bench_frame(&mut pipeline, frame, &gallery_10k, &policy, args.iterations.max(1))?;
+                let (s, faces, c) = bench_frame(&mut pipeline, frame, &gallery_10k, &policy, args.iterations.max(1))?;
                 pipeline_figures.push(PipelineFigures {
                     frame: name.to_string(),
                     variant: variant.to_string(),
@@ -217,6 +312,11 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
                     embed_ms: median(&s[4]),
                     match_10k_ms: median(&s[5]),
                     total_ms: median(&s[6]),
+                    model_calls: c.pnet_calls + c.rnet_calls + c.onet_calls + u32::from(faces > 0),
+                    pnet_levels: c.pnet_calls,
+                    rnet_rows: c.rnet_rows,
+                    onet_rows: c.onet_rows,
+                    embed_rows: faces as u32,
                 });
             }
             if rss_models == 0.0 {
@@ -229,7 +329,8 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     let liveness_ms_per_face = bench_liveness(&runtime, &manifest, config, &frames[0].1, args.iterations.max(1))?;
     let probe = synthetic_people(1, dim).remove(0).templates.remove(0);
     let mut identify = Vec::new();
-    for &size in &args.gallery_sizes {
+    let sizes = if table { args.gallery_sizes.clone() } else { Vec::new() };
+    for &size in &sizes {
         let matcher = Matcher::new(dim, &synthetic_people(size, dim));
         let samples: Vec<f64> =
             (0..args.iterations.max(5)).map(|_| time_ms(|| matcher.identify(&probe, &policy)).1).collect();
@@ -240,6 +341,10 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         detect_min_face: args.detect_min_face,
         pipeline: pipeline_figures,
         identify,
+        side_by_side,
+        roi,
+        arena,
+        memory_pattern,
         peak_rss_mib_models_loaded: rss_models,
         peak_rss_mib_end: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
         liveness_ms_per_face,
@@ -253,14 +358,45 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
 }
 
 fn print_report(r: &BenchReport) {
-    println!("facegate bench: medians of {} runs, min face {} px, 640x480 frames", r.iterations, r.detect_min_face);
     println!(
-        "{:<9} {:<5} {:>3} {:>5} | {:>8} {:>7} {:>7} {:>6} {:>7} {:>9} | {:>8}",
-        "frame", "model", "thr", "faces", "pyr+PNet", "R-Net", "O-Net", "align", "embed", "match10k", "total"
+        "facegate bench: medians of {} runs, min face {} px, 640x480 frames, arena {}, memory pattern {}",
+        r.iterations,
+        r.detect_min_face,
+        if r.arena { "on" } else { "off" },
+        if r.memory_pattern { "on" } else { "off" }
+    );
+    super::bench_compare::print_side_by_side(&r.side_by_side);
+    super::bench_compare::print_roi(&r.roi);
+    if !r.pipeline.is_empty() {
+        print_table(r);
+    }
+    for i in &r.identify {
+        println!("identify in {:>7} templates: {:.3} ms", i.templates, i.median_ms);
+    }
+    println!("peak RSS with models loaded and frames run: {:.0} MiB", r.peak_rss_mib_models_loaded);
+    println!("peak RSS at the end: {:.0} MiB", r.peak_rss_mib_end);
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "{:<9} {:<5} {:>3} {:>5} | {:>8} {:>7} {:>7} {:>6} {:>7} {:>9} | {:>8} | {:>5} {:>17}",
+        "frame",
+        "model",
+        "thr",
+        "faces",
+        "pyr+PNet",
+        "R-Net",
+        "O-Net",
+        "align",
+        "embed",
+        "match10k",
+        "total",
+        "calls",
+        "rows P/R/O/E"
     );
     for p in &r.pipeline {
         println!(
-            "{:<9} {:<5} {:>3} {:>5} | {:>8.2} {:>7.2} {:>7.2} {:>6.2} {:>7.2} {:>9.3} | {:>8.2}",
+            "{:<9} {:<5} {:>3} {:>5} | {:>8.2} {:>7.2} {:>7.2} {:>6.2} {:>7.2} {:>9.3} | {:>8.2} | {:>5} {:>17}",
             p.frame,
             p.variant,
             p.threads,
@@ -271,15 +407,15 @@ fn print_report(r: &BenchReport) {
             p.align_ms,
             p.embed_ms,
             p.match_10k_ms,
-            p.total_ms
+            p.total_ms,
+            p.model_calls,
+            format!("{}/{}/{}/{}", p.pnet_levels, p.rnet_rows, p.onet_rows, p.embed_rows)
         );
     }
-    println!("(all times in ms; total = detect + align + embed + identify in a 10k gallery)");
-    for i in &r.identify {
-        println!("identify in {:>7} templates: {:.3} ms", i.templates, i.median_ms);
-    }
-    println!("peak RSS with models loaded and frames run: {:.0} MiB", r.peak_rss_mib_models_loaded);
-    println!("peak RSS at the end (after the largest synthetic gallery): {:.0} MiB", r.peak_rss_mib_end);
+    println!(
+        "(all times in ms; total = detect + align + embed + identify in a 10k gallery; calls = ONNX Runtime \
+         runs per frame; rows = pyramid levels, R-Net and O-Net candidates, faces embedded)"
+    );
     match r.liveness_ms_per_face {
         Some(ms) => println!("liveness (both models, crop + run) per face: {ms:.2} ms"),
         None => println!("liveness: no liveness model in the manifest (or no face in the one-face frame)"),

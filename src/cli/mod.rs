@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_compare;
 mod demo;
 mod detect;
 mod doctor;

@@ -254,7 +254,7 @@ impl VisionStage {
         let policy =
             MatchPolicy { threshold: tuning.threshold.unwrap_or(self.engine.policy.threshold), ..self.engine.policy };
         let min_quality = tuning.min_quality.unwrap_or(self.decider.config().min_quality);
-        let (detections, _) = self.engine.pipeline.detect(&frame.image)?;
+        let (detections, _) = self.engine.detect_frame(frame.camera, &frame.image)?;
         ServiceStats::add(&self.stats.faces, detections.len() as u64);
         let boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let tracked = self.decider.track(&camera, frame.captured, &boxes);

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 use image::RgbImage;
-use ndarray::Array4;
+use ndarray::ArrayView4;
 
 use super::align::CROP_SIDE;
 use super::mtcnn::Normalisation;
@@ -16,11 +16,13 @@ pub struct Embedder {
     model: SingleInputModel,
     norm: Normalisation,
     dim: usize,
+    /// Input tensor storage reused between calls (no allocation per frame once warm).
+    input: Vec<f32>,
 }
 
 impl Embedder {
     pub fn new(model: SingleInputModel, norm: Normalisation, dim: usize) -> Embedder {
-        Embedder { model, norm, dim }
+        Embedder { model, norm, dim, input: Vec::new() }
     }
 
     pub fn dim(&self) -> usize {
@@ -33,18 +35,26 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let side = CROP_SIDE as usize;
-        let mut tensor = Array4::<f32>::zeros((crops.len(), 3, side, side));
+        let plane = side * side;
+        let len = crops.len() * 3 * plane;
+        if self.input.len() < len {
+            self.input.resize(len, 0.0);
+        }
+        let (mean, scale) = (self.norm.mean, self.norm.scale);
         for (n, crop) in crops.iter().enumerate() {
             if crop.dimensions() != (CROP_SIDE, CROP_SIDE) {
                 bail!("embedder input must be {CROP_SIDE}x{CROP_SIDE}, got {:?}", crop.dimensions());
             }
-            for (x, y, p) in crop.enumerate_pixels() {
-                for c in 0..3 {
-                    tensor[[n, c, y as usize, x as usize]] = (p.0[c] as f32 - self.norm.mean) * self.norm.scale;
-                }
+            // NHWC bytes -> NCHW floats, one channel plane at a time.
+            let face = &mut self.input[n * 3 * plane..(n + 1) * 3 * plane];
+            for (i, px) in crop.as_raw().chunks_exact(3).enumerate() {
+                face[i] = (px[0] as f32 - mean) * scale;
+                face[plane + i] = (px[1] as f32 - mean) * scale;
+                face[2 * plane + i] = (px[2] as f32 - mean) * scale;
             }
         }
-        let output = self.model.run(tensor.view())?.remove(0);
+        let tensor = ArrayView4::from_shape((crops.len(), 3, side, side), &self.input[..len])?;
+        let output = self.model.run(tensor)?.remove(0);
         let shape = output.shape().to_vec();
         if shape.len() != 2 || shape[0] != crops.len() || shape[1] != self.dim {
             bail!(

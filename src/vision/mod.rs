@@ -11,5 +11,6 @@ pub mod models;
 pub mod mtcnn;
 pub mod pipeline;
 pub mod quality;
+pub mod regions;
 pub mod resize;
 pub mod runtime;

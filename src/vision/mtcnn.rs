@@ -9,11 +9,12 @@
 
 use anyhow::{Result, bail};
 use image::RgbImage;
-use ndarray::{Array4, ArrayD};
+use ndarray::{ArrayD, ArrayView4};
 use serde::{Deserialize, Serialize};
 
 use super::bbox::{BBox, Overlap, nms};
 use super::models::InputSpec;
+use super::regions::RoiParams;
 use super::resize::{RgbResizer, area_shrink};
 use super::runtime::SingleInputModel;
 
@@ -29,11 +30,19 @@ pub struct DetectorParams {
     pub thresholds: [f32; 3],
     /// Images whose longest side exceeds this are downscaled before detection; results are mapped back.
     pub max_side: u32,
+    /// Video only (`facegate run`): windows around the last frames' faces instead of whole frames.
+    pub roi: RoiParams,
 }
 
 impl Default for DetectorParams {
     fn default() -> Self {
-        DetectorParams { min_face: 20.0, factor: 0.709, thresholds: [0.6, 0.7, 0.7], max_side: 1280 }
+        DetectorParams {
+            min_face: 20.0,
+            factor: 0.709,
+            thresholds: [0.6, 0.7, 0.7],
+            max_side: 1280,
+            roi: RoiParams::default(),
+        }
     }
 }
 
@@ -52,7 +61,7 @@ impl DetectorParams {
         if self.max_side < 48 {
             bail!("detector.max_side must be at least 48 pixels (got {})", self.max_side);
         }
-        Ok(())
+        self.roi.validate()
     }
 }
 
@@ -64,12 +73,32 @@ pub struct Detection {
     pub landmarks: [[f32; 2]; 5],
 }
 
-/// Time spent in each stage of one detection, in milliseconds.
+/// Time spent in each stage of one detection, in milliseconds, and the work each stage gave
+/// ONNX Runtime: model calls and candidates (input rows; for P-Net, pyramid levels).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageTimes {
     pub pnet_ms: f64,
     pub rnet_ms: f64,
     pub onet_ms: f64,
+    pub pnet_calls: u32,
+    pub rnet_calls: u32,
+    pub rnet_rows: u32,
+    pub onet_calls: u32,
+    pub onet_rows: u32,
+}
+
+impl StageTimes {
+    /// Adds another detection's times and counts (several regions of one frame).
+    pub fn add(&mut self, other: &StageTimes) {
+        self.pnet_ms += other.pnet_ms;
+        self.rnet_ms += other.rnet_ms;
+        self.onet_ms += other.onet_ms;
+        self.pnet_calls += other.pnet_calls;
+        self.rnet_calls += other.rnet_calls;
+        self.rnet_rows += other.rnet_rows;
+        self.onet_calls += other.onet_calls;
+        self.onet_rows += other.onet_rows;
+    }
 }
 
 /// Candidates are run through R-Net and O-Net in batches of at most this many, so a busy frame
@@ -83,6 +112,11 @@ pub struct Mtcnn {
     onet: SingleInputModel,
     norm: Normalisation,
     resizer: RgbResizer,
+    /// Input tensor storage reused by every call (grown to the largest input seen, never shrunk),
+    /// so the hot path does not allocate a tensor per pyramid level or batch.
+    input: Vec<f32>,
+    /// Scratch for one candidate's padded crop.
+    crop: Vec<u8>,
 }
 
 /// Input normalisation `(v - mean) * scale`.
@@ -114,7 +148,7 @@ pub fn pyramid_scales(min_side: u32, params: &DetectorParams) -> Vec<f32> {
 
 impl Mtcnn {
     pub fn new(pnet: SingleInputModel, rnet: SingleInputModel, onet: SingleInputModel, norm: Normalisation) -> Mtcnn {
-        Mtcnn { pnet, rnet, onet, norm, resizer: RgbResizer::new() }
+        Mtcnn { pnet, rnet, onet, norm, resizer: RgbResizer::new(), input: Vec::new(), crop: Vec::new() }
     }
 
     /// Detects faces in an RGB image, best score first.
@@ -149,27 +183,27 @@ impl Mtcnn {
     fn detect_unscaled(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<(Vec<Detection>, StageTimes)> {
         let mut times = StageTimes::default();
         let t0 = std::time::Instant::now();
-        let proposals = self.propose(image, params)?;
+        let proposals = self.propose(image, params, &mut times)?;
         times.pnet_ms = t0.elapsed().as_secs_f64() * 1e3;
         log::trace!("P-Net proposed {} boxes", proposals.len());
         if proposals.is_empty() {
             return Ok((Vec::new(), times));
         }
         let t1 = std::time::Instant::now();
-        let refined = self.refine(image, &proposals, params.thresholds[1])?;
+        let refined = self.refine(image, &proposals, params.thresholds[1], &mut times)?;
         times.rnet_ms = t1.elapsed().as_secs_f64() * 1e3;
         log::trace!("R-Net kept {} boxes", refined.len());
         if refined.is_empty() {
             return Ok((Vec::new(), times));
         }
         let t2 = std::time::Instant::now();
-        let faces = self.output(image, &refined, params.thresholds[2])?;
+        let faces = self.output(image, &refined, params.thresholds[2], &mut times)?;
         times.onet_ms = t2.elapsed().as_secs_f64() * 1e3;
         Ok((faces, times))
     }
 
     /// Stage 1: P-Net over every pyramid level; returns squared, truncated candidate boxes.
-    fn propose(&mut self, image: &RgbImage, params: &DetectorParams) -> Result<Vec<BBox>> {
+    fn propose(&mut self, image: &RgbImage, params: &DetectorParams, times: &mut StageTimes) -> Result<Vec<BBox>> {
         let (w, h) = image.dimensions();
         let mut all = Vec::new();
         let mut resize_ms = 0.0;
@@ -182,9 +216,11 @@ impl Mtcnn {
             let tr = std::time::Instant::now();
             let pixels = area_shrink(image.as_raw(), w as usize, h as usize, sw as usize, sh as usize)?;
             resize_ms += tr.elapsed().as_secs_f64() * 1e3;
-            let mut tensor = Array4::<f32>::zeros((1, sw as usize, sh as usize, 3));
-            write_swapped(&pixels, sw as usize, sh as usize, self.norm, tensor.as_slice_mut().unwrap_or_default());
-            let outputs = self.pnet.run(tensor.view())?;
+            let shape = (1, sw as usize, sh as usize, 3);
+            let data = reserve(&mut self.input, shape.1 * shape.2 * 3);
+            write_swapped(&pixels, sw as usize, sh as usize, self.norm, data);
+            let outputs = self.pnet.run(ArrayView4::from_shape(shape, data)?)?;
+            times.pnet_calls += 1;
             let boxes = pnet_boxes(&outputs[0], &outputs[1], scale, params.thresholds[0])?;
             let plain: Vec<BBox> = boxes.iter().map(|(b, _)| *b).collect();
             let keep = nms(&plain, 0.5, Overlap::Union);
@@ -197,13 +233,21 @@ impl Mtcnn {
     }
 
     /// Stage 2: R-Net scores and regresses each candidate.
-    fn refine(&mut self, image: &RgbImage, candidates: &[BBox], threshold: f32) -> Result<Vec<BBox>> {
+    fn refine(
+        &mut self,
+        image: &RgbImage,
+        candidates: &[BBox],
+        threshold: f32,
+        times: &mut StageTimes,
+    ) -> Result<Vec<BBox>> {
         let mut passed = Vec::new();
         for chunk in candidates.chunks(MAX_BATCH) {
             let tc = std::time::Instant::now();
-            let tensor = self.crops(image, chunk, 24)?;
+            let tensor = crops(&mut self.resizer, &mut self.crop, &mut self.input, self.norm, image, chunk, 24)?;
             let crop_ms = tc.elapsed().as_secs_f64() * 1e3;
-            let outputs = self.rnet.run(tensor.view())?;
+            let outputs = self.rnet.run(tensor)?;
+            times.rnet_calls += 1;
+            times.rnet_rows += chunk.len() as u32;
             log::trace!(
                 "R-Net batch {}: crops {crop_ms:.2} ms, total {:.2} ms",
                 chunk.len(),
@@ -224,12 +268,20 @@ impl Mtcnn {
     }
 
     /// Stage 3: O-Net gives the final score, box and landmarks.
-    fn output(&mut self, image: &RgbImage, candidates: &[BBox], threshold: f32) -> Result<Vec<Detection>> {
+    fn output(
+        &mut self,
+        image: &RgbImage,
+        candidates: &[BBox],
+        threshold: f32,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Detection>> {
         let candidates: Vec<BBox> = candidates.iter().map(BBox::truncated).collect();
         let mut faces = Vec::new();
         for chunk in candidates.chunks(MAX_BATCH) {
-            let tensor = self.crops(image, chunk, 48)?;
-            let outputs = self.onet.run(tensor.view())?;
+            let tensor = crops(&mut self.resizer, &mut self.crop, &mut self.input, self.norm, image, chunk, 48)?;
+            let outputs = self.onet.run(tensor)?;
+            times.onet_calls += 1;
+            times.onet_rows += chunk.len() as u32;
             let (reg, marks, prob) = (rows(&outputs[0], 4)?, rows(&outputs[1], 10)?, rows(&outputs[2], 2)?);
             for (i, candidate) in chunk.iter().enumerate() {
                 let score = prob[i * 2 + 1];
@@ -249,50 +301,72 @@ impl Mtcnn {
         let keep = nms(&boxes, 0.7, Overlap::Min);
         Ok(keep.into_iter().map(|i| faces[i].clone()).collect())
     }
+}
 
-    /// Cuts each (truncated) box out of the image, zero-padding outside it, resizes it to
-    /// `side` x `side` and packs the batch as `[N, side, side, 3]` with width and height swapped.
-    fn crops(&mut self, image: &RgbImage, boxes: &[BBox], side: usize) -> Result<Array4<f32>> {
-        let mut tensor = Array4::<f32>::zeros((boxes.len(), side, side, 3));
-        let per_crop = side * side * 3;
-        let data = tensor.as_slice_mut().unwrap_or_default();
-        for (i, b) in boxes.iter().enumerate() {
-            let crop = padded_crop(image, b);
-            let (cw, ch) = crop.dimensions();
-            let pixels = if cw as usize >= side && ch as usize >= side {
-                area_shrink(crop.as_raw(), cw as usize, ch as usize, side, side)?
-            } else {
-                self.resizer.resize(crop.as_raw(), cw, ch, side as u32, side as u32)?
-            };
-            write_swapped(&pixels, side, side, self.norm, &mut data[i * per_crop..(i + 1) * per_crop]);
-        }
-        Ok(tensor)
+/// The first `len` elements of a reused buffer, growing it when needed.
+fn reserve(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
     }
+    &mut buffer[..len]
+}
+
+/// Cuts each (truncated) box out of the image, zero-padding outside it, resizes it to
+/// `side` x `side` and packs the batch as `[N, side, side, 3]` with width and height swapped,
+/// into the reused `input` buffer.
+fn crops<'a>(
+    resizer: &mut RgbResizer,
+    scratch: &mut Vec<u8>,
+    input: &'a mut Vec<f32>,
+    norm: Normalisation,
+    image: &RgbImage,
+    boxes: &[BBox],
+    side: usize,
+) -> Result<ArrayView4<'a, f32>> {
+    let per_crop = side * side * 3;
+    let data = reserve(input, boxes.len() * per_crop);
+    for (i, b) in boxes.iter().enumerate() {
+        let (cw, ch) = padded_crop_into(image, b, scratch);
+        let pixels = if cw >= side && ch >= side {
+            area_shrink(scratch, cw, ch, side, side)?
+        } else {
+            resizer.resize(scratch, cw as u32, ch as u32, side as u32, side as u32)?
+        };
+        write_swapped(&pixels, side, side, norm, &mut data[i * per_crop..(i + 1) * per_crop]);
+    }
+    Ok(ArrayView4::from_shape((boxes.len(), side, side, 3), &*data)?)
 }
 
 /// Copies the box `(x1-1 ..= x2-1, y1-1 ..= y2-1)` (the original code's 1-based crop) out of the
-/// image; pixels outside the image are black.
-fn padded_crop(image: &RgbImage, b: &BBox) -> RgbImage {
+/// image into `crop` (reused between candidates); pixels outside the image are black. Returns
+/// the crop's width and height.
+fn padded_crop_into(image: &RgbImage, b: &BBox, crop: &mut Vec<u8>) -> (usize, usize) {
     let (w, h) = (image.width() as i64, image.height() as i64);
     let (x0, y0) = (b.x1 as i64 - 1, b.y1 as i64 - 1);
     let cw = ((b.x2 - b.x1) as i64 + 1).clamp(1, 8192);
     let ch = ((b.y2 - b.y1) as i64 + 1).clamp(1, 8192);
-    let mut crop = RgbImage::new(cw as u32, ch as u32);
+    crop.clear();
+    crop.resize((cw * ch * 3) as usize, 0);
     let (sx0, sx1) = (x0.max(0), (x0 + cw).min(w));
     let (sy0, sy1) = (y0.max(0), (y0 + ch).min(h));
-    if sx0 >= sx1 || sy0 >= sy1 {
-        return crop;
+    if sx0 < sx1 && sy0 < sy1 {
+        let row_bytes = ((sx1 - sx0) * 3) as usize;
+        let src = image.as_raw();
+        let dst_stride = (cw * 3) as usize;
+        for y in sy0..sy1 {
+            let s = ((y * w + sx0) * 3) as usize;
+            let d = (y - y0) as usize * dst_stride + ((sx0 - x0) * 3) as usize;
+            crop[d..d + row_bytes].copy_from_slice(&src[s..s + row_bytes]);
+        }
     }
-    let row_bytes = ((sx1 - sx0) * 3) as usize;
-    let src = image.as_raw();
-    let dst_stride = (cw * 3) as usize;
-    let dst = &mut *crop;
-    for y in sy0..sy1 {
-        let s = ((y * w + sx0) * 3) as usize;
-        let d = (y - y0) as usize * dst_stride + ((sx0 - x0) * 3) as usize;
-        dst[d..d + row_bytes].copy_from_slice(&src[s..s + row_bytes]);
-    }
-    crop
+    (cw as usize, ch as usize)
+}
+
+#[cfg(test)]
+fn padded_crop(image: &RgbImage, b: &BBox) -> RgbImage {
+    let mut buf = Vec::new();
+    let (cw, ch) = padded_crop_into(image, b, &mut buf);
+    RgbImage::from_raw(cw as u32, ch as u32, buf).unwrap_or_default()
 }
 
 /// Writes packed RGB8 (`width` x `height`, row-major) into a `[width, height, 3]` float slice,

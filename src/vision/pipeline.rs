@@ -7,11 +7,13 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::align::{CropMethod, align_face, square_crop};
+use super::bbox::{BBox, Overlap, nms};
 use super::embed::{Embedder, Embedding};
 use super::enhance::{Enhance, enhance, mirrored};
 use super::models::{Manifest, ModelEntry, Role, Variant};
 use super::mtcnn::{Detection, DetectorParams, Mtcnn, Normalisation, StageTimes};
 use super::quality::{Quality, assess};
+use super::regions::Window;
 use super::runtime::{Runtime, SingleInputModel};
 
 /// A detected face and its embedding.
@@ -53,8 +55,17 @@ pub struct FacePipeline {
 }
 
 fn load_model(runtime: &Runtime, manifest: &Manifest, entry: &ModelEntry) -> Result<SingleInputModel> {
+    load_model_threads(runtime, manifest, entry, runtime.options().intra_threads)
+}
+
+fn load_model_threads(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    entry: &ModelEntry,
+    threads: usize,
+) -> Result<SingleInputModel> {
     let bytes = manifest.read_verified(entry)?;
-    let session = runtime.session(&entry.id, &bytes)?;
+    let session = runtime.session_with_threads(&entry.id, &bytes, threads)?;
     SingleInputModel::new(&entry.id, session, &entry.input.name, &entry.output_names())
 }
 
@@ -77,7 +88,9 @@ impl FacePipeline {
         let detector = load_detector(runtime, manifest, variant)?;
         let entry = manifest.entry(Role::Embedder, variant)?.clone();
         let dim = entry.dim.with_context(|| format!("manifest entry {} has no `dim`", entry.id))?;
-        let embedder = Embedder::new(load_model(runtime, manifest, &entry)?, Normalisation::from(&entry.input), dim);
+        let threads = runtime.options().embed_threads.unwrap_or(runtime.options().intra_threads);
+        let model = load_model_threads(runtime, manifest, &entry, threads)?;
+        let embedder = Embedder::new(model, Normalisation::from(&entry.input), dim);
         Ok(FacePipeline { detector, embedder, options, embedder_entry: entry })
     }
 
@@ -97,6 +110,34 @@ impl FacePipeline {
     /// Detects faces only.
     pub fn detect(&mut self, image: &RgbImage) -> Result<(Vec<Detection>, StageTimes)> {
         self.detector.detect(image, &self.options.detector)
+    }
+
+    /// Detects faces inside windows of the frame only (see [`regions`](super::regions)): each
+    /// window is cut out and searched with its own smallest face, and the boxes are mapped back
+    /// to frame coordinates; duplicates from overlapping windows are merged.
+    pub fn detect_windows(&mut self, image: &RgbImage, windows: &[Window]) -> Result<(Vec<Detection>, StageTimes)> {
+        let mut all = Vec::new();
+        let mut times = StageTimes::default();
+        for win in windows {
+            let (iw, ih) = image.dimensions();
+            if win.w < 12 || win.h < 12 || win.x + win.w > iw || win.y + win.h > ih {
+                continue;
+            }
+            let part = image::imageops::crop_imm(image, win.x, win.y, win.w, win.h).to_image();
+            let params = DetectorParams { min_face: win.min_face.max(12.0), ..self.options.detector.clone() };
+            let (found, t) = self.detector.detect(&part, &params)?;
+            times.add(&t);
+            let (dx, dy) = (win.x as f32, win.y as f32);
+            all.extend(found.into_iter().map(|d| Detection {
+                bbox: BBox { x1: d.bbox.x1 + dx, y1: d.bbox.y1 + dy, x2: d.bbox.x2 + dx, y2: d.bbox.y2 + dy, ..d.bbox },
+                landmarks: d.landmarks.map(|[x, y]| [x + dx, y + dy]),
+            }));
+        }
+        if windows.len() > 1 {
+            let boxes: Vec<BBox> = all.iter().map(|d| d.bbox).collect();
+            all = nms(&boxes, 0.7, Overlap::Min).into_iter().map(|i| all[i].clone()).collect();
+        }
+        Ok((all, times))
     }
 
     /// Cuts out the 112x112 crop the embedder sees for one detection.

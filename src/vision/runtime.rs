@@ -37,8 +37,15 @@ pub struct RuntimeOptions {
     pub optimization: OptimizationLevel,
     /// Busy-wait between operators. Faster on an idle machine, burns a core on a busy one.
     pub spinning: bool,
-    /// ONNX Runtime's CPU memory arena: faster with several faces per frame, more memory.
+    /// ONNX Runtime's CPU memory arena (on by default): faster with several faces per frame, a
+    /// little more memory.
     pub arena: bool,
+    /// ONNX Runtime's memory-pattern cache (plans allocations per input shape; pays only with
+    /// the arena and repeating shapes). Off by default: `facegate bench` measures both.
+    pub memory_pattern: bool,
+    /// Threads for the embedder only (the heaviest model per face); unset = `intra_threads`.
+    /// 2 on a 2-core board puts the second core to work where it pays most.
+    pub embed_threads: Option<usize>,
     /// "cpu", "cuda" (prefer CUDA, fall back to the CPU with a warning) or "auto" (CUDA when the
     /// loaded library and the machine have it, else the CPU quietly).
     pub execution_provider: ExecutionProvider,
@@ -51,7 +58,11 @@ impl Default for RuntimeOptions {
             intra_threads: 1,
             optimization: OptimizationLevel::All,
             spinning: false,
-            arena: false,
+            // Measured (README, "Measured figures"): +14 MiB peak RSS, and batched embeddings
+            // stop paying for fresh pages on every call.
+            arena: true,
+            memory_pattern: false,
+            embed_threads: None,
             execution_provider: ExecutionProvider::Cpu,
         }
     }
@@ -151,6 +162,9 @@ impl Runtime {
         if options.intra_threads == 0 {
             bail!("runtime.intra_threads must be at least 1 (got 0)");
         }
+        if options.embed_threads == Some(0) {
+            bail!("runtime.embed_threads must be at least 1 (got 0); remove it to use runtime.intra_threads");
+        }
         let mut loaded = LOADED.lock().map_err(|_| anyhow!("ONNX Runtime loading panicked earlier in this process"))?;
         if let Some((library, environment)) = loaded.as_ref() {
             if options.library.as_deref().is_some_and(|wanted| wanted != library) {
@@ -222,6 +236,17 @@ impl Runtime {
         self.options.intra_threads = threads.max(1);
     }
 
+    /// Changes the embedder's thread count for sessions built from now on (`None`: as the others).
+    pub fn set_embed_threads(&mut self, threads: Option<usize>) {
+        self.options.embed_threads = threads.map(|t| t.max(1));
+    }
+
+    /// Changes the allocator settings for sessions built from now on (benchmarks compare them).
+    pub fn set_allocators(&mut self, arena: bool, memory_pattern: bool) {
+        self.options.arena = arena;
+        self.options.memory_pattern = memory_pattern;
+    }
+
     /// The ONNX Runtime version string reported by the loaded library.
     pub fn version(&self) -> String {
         let info = ort::info();
@@ -245,8 +270,14 @@ impl Runtime {
     /// session that fails to build (e.g. no GPU at session start) is built again on the CPU, and
     /// every later session goes to the CPU directly.
     pub fn session(&self, name: &str, model: &[u8]) -> Result<Session> {
+        self.session_with_threads(name, model, self.options.intra_threads)
+    }
+
+    /// [`session`](Self::session) with its own intra-op thread count.
+    pub fn session_with_threads(&self, name: &str, model: &[u8], threads: usize) -> Result<Session> {
+        let threads = threads.max(1);
         if self.execution_provider() == ExecutionProvider::Cuda {
-            match self.build_session(name, model, true) {
+            match self.build_session(name, model, true, threads) {
                 Ok(session) => return Ok(session),
                 Err(e) => {
                     let why = format!("building the {name} session with CUDA failed ({e:#})");
@@ -257,14 +288,14 @@ impl Runtime {
                 }
             }
         }
-        self.build_session(name, model, false)
+        self.build_session(name, model, false, threads)
     }
 
-    fn build_session(&self, name: &str, model: &[u8], cuda: bool) -> Result<Session> {
+    fn build_session(&self, name: &str, model: &[u8], cuda: bool, threads: usize) -> Result<Session> {
         let map = |e: ort::Error<_>| anyhow!("{name}: could not configure the ONNX Runtime session: {e}");
         let builder = Session::builder(&self.environment).map_err(|e| anyhow!("{name}: {e}"))?;
         let mut builder = builder
-            .with_intra_threads(self.options.intra_threads)
+            .with_intra_threads(threads)
             .map_err(map)?
             .with_inter_threads(1)
             .map_err(map)?
@@ -273,9 +304,9 @@ impl Runtime {
             .with_intra_op_spinning(self.options.spinning)
             .map_err(map)?
             // Input shapes change with every pyramid level and batch, so the memory-pattern cache
-            // only holds memory. The arena is a trade: ~20% faster on multi-face frames, ~40 MB
-            // more peak RSS (README, "Measured figures").
-            .with_memory_pattern(false)
+            // mostly holds memory. The arena is a trade of speed for peak RSS; both are measured
+            // in README, "Measured figures".
+            .with_memory_pattern(self.options.memory_pattern)
             .map_err(map)?
             .with_execution_providers(providers(cuda, self.options.arena))
             .map_err(map)?;
