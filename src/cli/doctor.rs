@@ -140,11 +140,11 @@ fn check_liveness(config: &Config) -> Result<String> {
     use crate::vision::liveness::{Liveness, LivenessMode};
     match config.liveness.effective_mode(!config.doors.is_empty()) {
         LivenessMode::Off if config.doors.is_empty() => Ok("off (no door configured)".into()),
-        LivenessMode::Off => Ok(
-            "off: a photo or a screen of an enrolled person opens the door; set `[liveness] mode = \"passive\"` \
+        LivenessMode::Off => {
+            Ok("off: a photo or a screen of an enrolled person opens the door; set `[liveness] mode = \"passive\"` \
              to refuse them"
-                .into(),
-        ),
+                .into())
+        }
         LivenessMode::Passive => {
             let runtime = Runtime::load(config.runtime.clone())?;
             let manifest = Manifest::load(&config.models_dir())?;

@@ -5,8 +5,8 @@
 //! faces it says still need identifying, and feeds the identifications back.
 
 pub mod clock;
-pub mod liveness;
 pub mod fusion;
+pub mod liveness;
 pub mod policy;
 pub mod tracker;
 pub mod voter;

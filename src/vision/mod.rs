@@ -5,8 +5,8 @@
 pub mod align;
 pub mod bbox;
 pub mod embed;
-pub mod liveness;
 pub mod enhance;
+pub mod liveness;
 pub mod models;
 pub mod mtcnn;
 pub mod pipeline;

@@ -21,10 +21,10 @@ fn listening_ports(pid: &str) -> HashMap<u64, u16> {
         for fd in fds.flatten() {
             let Ok(target) = std::fs::read_link(fd.path()) else { continue };
             let target = target.to_string_lossy();
-            if let Some(inode) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
-                if let Ok(inode) = inode.parse::<u64>() {
-                    inodes.push(inode);
-                }
+            if let Some(inode) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']'))
+                && let Ok(inode) = inode.parse::<u64>()
+            {
+                inodes.push(inode);
             }
         }
     }
