@@ -61,8 +61,13 @@ pub fn templates_from_photos(
 fn template(engine: &mut Engine, label: &str, bytes: &[u8], force: bool) -> Result<NewTemplate> {
     let image = crate::capture::image_file::decode_rgb(bytes, label)?;
     let (mut faces, _) = engine.pipeline.analyse(&image)?;
-    if faces.len() != 1 {
-        bail!("{label} shows {} faces; an enrolment photo must show exactly one", faces.len());
+    match faces.len() {
+        1 => {}
+        0 => bail!(
+            "{label}: no face found; use a photo where the face is at least {} px wide, frontal and well lit",
+            engine.pipeline.options().detector.min_face
+        ),
+        n => bail!("{label}: {n} faces found; an enrolment photo must show only the person being enrolled (crop it)"),
     }
     let face = faces.remove(0);
     crate::engine::check_enrollment_quality(&face, label, force)?;
