@@ -45,6 +45,10 @@ min_face = 40.0
 window = 5
 needed = 3
 cooldown_ms = 2000
+# The walk-up clip pastes scanned photographs, which the liveness check rightly refuses as
+# prints; this test needs granted passes for the attendance CSV, so the check is off here.
+[liveness]
+mode = "off"
 [[camera]]
 name = "entrance"
 location = "Main entrance"
@@ -130,7 +134,9 @@ tls = false
         driver.get(url + "/people")
         driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] input[name='name']").send_keys("Browser Person")
         driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] input[type='file']").send_keys(
-            os.path.join(fixtures, "strangers/cameraman.jpg"))
+            # A live webcam capture: it passes the enrolment quality check (the scanned
+            # strangers/cameraman.jpg is refused as too small and turned away).
+            os.path.join(fixtures, "liveness/image_T1.jpg"))
         driver.find_element(By.CSS_SELECTOR, "form[action='/enroll'] button").click()
         wait.until(lambda d: "Enrolment of Browser Person" in d.page_source)
         assert "enrolled" in driver.find_element(By.TAG_NAME, "table").text, driver.page_source
