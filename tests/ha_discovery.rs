@@ -10,7 +10,7 @@ mod mqtt_broker;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -112,19 +112,6 @@ relay = {{ driver = "dry_run" }}
     std::fs::write(path, text).unwrap();
 }
 
-/// Kills the node when the test ends (or panics), and shows its log on failure.
-struct Node(Child, std::path::PathBuf);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        if std::thread::panicking() {
-            eprintln!("node log:\n{}", std::fs::read_to_string(&self.1).unwrap_or_default());
-        }
-    }
-}
-
 #[test]
 fn home_assistant_sees_parsed_configs_no_stale_ones_the_first_contact_state_and_the_lock() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +137,7 @@ fn home_assistant_sees_parsed_configs_no_stale_ones_the_first_contact_state_and_
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let _node = Node(child, log);
+    let _node = mqtt_broker::NodeGuard(Some(child), log);
 
     // Discovery: every config parses, and the set of entities is what this node has.
     let mut configs: HashMap<String, Value> = HashMap::new();

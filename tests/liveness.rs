@@ -10,7 +10,7 @@ mod mqtt_broker;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use facegate::act::store::{EventKind, Store};
@@ -60,19 +60,6 @@ fn write_clip(path: &Path, photo: &Path, frames: usize) {
     let mut file = std::fs::File::create(path).unwrap();
     for _ in 0..frames {
         file.write_all(&jpeg).unwrap();
-    }
-}
-
-/// Kills the node if the test fails while it runs, and shows its log.
-struct Node(Option<Child>, PathBuf);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("node log:\n{}", std::fs::read_to_string(&self.1).unwrap_or_default());
-        }
     }
 }
 
@@ -139,7 +126,7 @@ pulse_ms = 200
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut node_process = Node(Some(child), log);
+    let mut node_process = mqtt_broker::NodeGuard(Some(child), log);
 
     // The decision, then a heartbeat that counts it; liveness is on by default at a door.
     let deadline = Instant::now() + Duration::from_secs(120);

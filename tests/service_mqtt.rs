@@ -207,19 +207,6 @@ fn signal(child: &Child, signal: &str) {
     assert!(ok, "kill -s {signal} failed");
 }
 
-/// Kills the node if a panic leaves it running, and shows its log.
-struct Node(Option<Child>, std::path::PathBuf);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("node log:\n{}", std::fs::read_to_string(&self.1).unwrap_or_default());
-        }
-    }
-}
-
 #[test]
 fn the_running_node_publishes_snapshots_presence_and_reloads_its_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +217,7 @@ fn the_running_node_publishes_snapshots_presence_and_reloads_its_config() {
     add_keys(&db, &["snap1", "snap2", "reload1", "reload2", "reload3"]);
     let listener = Listener::new(&node);
     let log = dir.path().join("node.log");
-    let mut node_process = Node(Some(start(&config, &log)), log.clone());
+    let mut node_process = mqtt_broker::NodeGuard(Some(start(&config, &log)), log.clone());
 
     // Face presence goes up when someone walks in.
     listener.wait_for("face presence", Duration::from_secs(60), |t, m| {

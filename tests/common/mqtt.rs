@@ -300,3 +300,19 @@ pub fn no_keys(db: &std::path::Path) -> Keyring {
 pub fn no_keys_anywhere() -> Keyring {
     no_keys(&std::env::temp_dir().join(format!("facegate-keys-{}.db", uuid::Uuid::new_v4().simple())))
 }
+
+/// A `facegate run` child of a test: killed when the guard drops (the test ended or panicked), and
+/// its log shown when a panic is why. Take `.0` to stop it yourself.
+pub struct NodeGuard(pub Option<Child>, pub std::path::PathBuf);
+
+impl Drop for NodeGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("node log:\n{}", std::fs::read_to_string(&self.1).unwrap_or_default());
+        }
+    }
+}
