@@ -14,3 +14,4 @@ pub mod quality;
 pub mod regions;
 pub mod resize;
 pub mod runtime;
+pub mod thumbnail;
