@@ -9,6 +9,8 @@ then `facegate run` on board/ha-demo.toml, and checks through HA's REST API:
     facegate's discovery or templates;
  2. a face pulse turns the lock `unlocked` and back to `locked`;
  3. the person tracker moves to the camera's location when the person is recognised;
+    then screenshots of HA's device pages go to target/ha/ (tests/ha/screenshot.py, headless
+    Chromium; README material, so a failure there is a warning, not a failed check);
  4. `lock.open` from HA opens the door when the policy allows it (reply ok, pulse by remote);
  5. after a reload with remote opening off and door "back" removed: `lock.open` is refused (reply
     ok:false, no remote pulse) and door "back"'s entities are gone from HA;
@@ -110,8 +112,9 @@ logger:
             stderr=subprocess.STDOUT,
         )
         self.token = None
+        self.tokens = None  # the whole /auth/token reply: the frontend screenshot logs in with it
 
-    def request(self, method, path, body=None, form=None, auth=True):
+    def request(self, method, path, body=None, form=None, auth=True, raw=False):
         headers = {}
         data = None
         if form is not None:
@@ -126,7 +129,7 @@ logger:
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 text = r.read().decode()
-                return r.status, (json.loads(text) if text else None)
+                return r.status, (text if raw else json.loads(text) if text else None)
         except urllib.error.HTTPError as e:
             text = e.read().decode(errors="replace")
             try:
@@ -150,10 +153,12 @@ logger:
             auth=False,
         )
         assert status == 200, f"token: {status} {tok}"
-        self.token = tok["access_token"]
+        self.token, self.tokens = tok["access_token"], tok
+        # Every onboarding step, so the frontend opens HA rather than its onboarding wizard.
         for step, body in [
             ("core_config", {}),
             ("analytics", {}),
+            ("integration", {"client_id": client_id, "redirect_uri": client_id + "?auth_callback=1"}),
         ]:
             status, r = self.request("POST", f"/api/onboarding/{step}", body)
             log(f"onboarding {step}: {status}")
@@ -165,6 +170,10 @@ logger:
         )
         assert status == 200 and r.get("type") == "create_entry", f"mqtt flow step: {status} {r}"
         log("MQTT integration set up through the config flow")
+
+    def device_id(self, entity_id):
+        status, r = self.request("POST", "/api/template", {"template": f"{{{{ device_id('{entity_id}') }}}}"}, raw=True)
+        return r.strip() if status == 200 and re.fullmatch(r"[0-9a-f]{32}", r.strip()) else None
 
     def state(self, entity_id):
         status, r = self.request("GET", f"/api/states/{entity_id}")
@@ -279,6 +288,44 @@ def write_config(workdir, mqtt_port, remote_open=True, back_door=True):
     return path
 
 
+def screenshots(ha, workdir, door_entity, node_entity, camera_entity):
+    """PNGs of HA's device pages (the node's, door front's, camera entrance's) and its entity list
+    in target/ha/, by
+    tests/ha/screenshot.py in headless Chromium. README material, not a check: a failure only warns."""
+    t0 = time.monotonic()
+    out = REPO / "target" / "ha"
+    node_dev, door_dev, camera_dev = (ha.device_id(e) for e in (node_entity, door_entity, camera_entity))
+    if not (node_dev and door_dev and camera_dev):
+        log(f"WARNING: no screenshots: HA gave no device id for {node_entity} / {door_entity} / {camera_entity}")
+        return
+    job = {
+        "base": ha.base,
+        "tokens": ha.tokens,
+        "work": str(workdir),
+        "pages": [
+            {"path": f"/config/devices/device/{node_dev}", "png": str(out / "device.png"),
+             "expect": ["facegate hademo", "Uptime", "Events waiting", "Store errors", "Door front", "Camera entrance",
+                        "astronaut", "hopper"]},
+            {"path": f"/config/devices/device/{door_dev}", "png": str(out / "door.png"),
+             "expect": ["Door front", "Lock", "Door event", "Contact"]},
+            {"path": f"/config/devices/device/{camera_dev}", "png": str(out / "camera.png"),
+             "expect": ["Camera entrance", "Snapshot", "Frame rate", "Connected"]},
+            {"path": "/config/entities?domain=mqtt", "png": str(out / "entities.png"), "size": [1500, 1400],
+             "expect": ["lock.facegate_hademo_door_front_lock", "sensor.facegate_hademo_uptime"]},
+        ],
+    }
+    try:
+        r = subprocess.run(["/usr/bin/python3", str(REPO / "tests/ha/screenshot.py")], input=json.dumps(job),
+                           capture_output=True, text=True, timeout=180)
+        for line in (r.stdout + r.stderr).strip().splitlines()[-20:]:
+            log("  " + line)
+        if r.returncode != 0:
+            log(f"WARNING: screenshot.py failed (exit {r.returncode}); the checks go on without it")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log(f"WARNING: no screenshots ({e}); install chromium, chromium-driver and python3-selenium")
+    log(f"screenshots took {time.monotonic() - t0:.1f} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--venv", required=True, type=Path, help="virtualenv with homeassistant installed")
@@ -334,6 +381,7 @@ def main():
         trackers = [e for e in entities if e.startswith("device_tracker.")]
         located = wait("a tracker at the camera", lambda: [e for e in trackers if ha.state(e)["state"] == "Main entrance"], 60)
         check(bool(located), f"person tracker moved to the camera's location: {located}")
+        screenshots(ha, workdir, lock, "sensor.facegate_hademo_uptime", "image.facegate_hademo_camera_entrance_snapshot")
 
         # --- 4. lock.open from HA opens when the policy allows it.
         t0 = time.monotonic()
