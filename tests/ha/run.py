@@ -302,6 +302,7 @@ def screenshots(ha, workdir, door_entity, node_entity, camera_entity):
         "base": ha.base,
         "tokens": ha.tokens,
         "work": str(workdir),
+        "budget_s": 100,
         "pages": [
             {"path": f"/config/devices/device/{node_dev}", "png": str(out / "device.png"),
              "expect": ["facegate hademo", "Uptime", "Events waiting", "Store errors", "Door front", "Camera entrance",
@@ -315,13 +316,20 @@ def screenshots(ha, workdir, door_entity, node_entity, camera_entity):
         ],
     }
     try:
-        r = subprocess.run(["/usr/bin/python3", str(REPO / "tests/ha/screenshot.py")], input=json.dumps(job),
-                           capture_output=True, text=True, timeout=180)
-        for line in (r.stdout + r.stderr).strip().splitlines()[-20:]:
+        # Its own process group, so a hang takes chromedriver and chromium down with it.
+        p = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/ha/screenshot.py")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            output, _ = p.communicate(json.dumps(job), timeout=150)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            output, _ = p.communicate()
+            output += "\nscreenshot.py took longer than 150 s and was killed"
+        for line in output.strip().splitlines()[-20:]:
             log("  " + line)
-        if r.returncode != 0:
-            log(f"WARNING: screenshot.py failed (exit {r.returncode}); the checks go on without it")
-    except (OSError, subprocess.TimeoutExpired) as e:
+        if p.returncode != 0:
+            log(f"WARNING: screenshot.py failed (exit {p.returncode}); the checks go on without it")
+    except OSError as e:
         log(f"WARNING: no screenshots ({e}); install chromium, chromium-driver and python3-selenium")
     log(f"screenshots took {time.monotonic() - t0:.1f} s")
 

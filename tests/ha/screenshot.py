@@ -10,7 +10,8 @@ its expected texts show (searched through the shadow DOM; bounded wait, no fixed
 Input on stdin, JSON: {"base": "http://127.0.0.1:PORT", "tokens": {...the /auth/token reply...},
 "pages": [{"path": "/config/devices/device/ID", "expect": ["Uptime", ...], "png": "target/ha/x.png",
 "size": [width, height] (optional)}],
-"work": "/tmp/dir"}. Exit status 0 when every page was saved; prints what it waited for otherwise.
+"work": "/tmp/dir", "budget_s": 100}. Exit status 0 when every page was saved; prints what it waited
+for otherwise. All waits together stay within budget_s.
 """
 import json
 import os
@@ -78,6 +79,8 @@ def main():
     opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
     failed = []
+    deadline = time.monotonic() + float(job.get("budget_s", 100))
+    left = lambda cap: max(1.0, min(cap, deadline - time.monotonic()))  # noqa: E731
     try:
         driver.set_page_load_timeout(60)
         # Any page of HA's origin, to write its localStorage; a static file runs no frontend code.
@@ -101,16 +104,16 @@ def main():
                 return not missing
 
             try:
-                WebDriverWait(driver, 60, poll_frequency=0.25).until(ready)
+                WebDriverWait(driver, left(60), poll_frequency=0.25).until(ready)
             except TimeoutException:
                 text = driver.execute_script(DEEP_TEXT)
                 print(f"screenshot: {page['path']} never showed {missing}; page text: {text[:400]!r}", flush=True)
                 failed.append(page["path"])
                 continue
             try:
-                WebDriverWait(driver, 20, poll_frequency=0.25).until(lambda d: d.execute_script(ICONS_DRAWN))
+                WebDriverWait(driver, left(20), poll_frequency=0.25).until(lambda d: d.execute_script(ICONS_DRAWN))
             except TimeoutException:
-                print(f"screenshot: {page['path']}: some icons not drawn after 20 s; saved as it is", flush=True)
+                print(f"screenshot: {page['path']}: some icons not drawn yet; saved as it is", flush=True)
             os.makedirs(os.path.dirname(page["png"]) or ".", exist_ok=True)
             driver.save_screenshot(page["png"])
             print(f"screenshot: {page['png']} ({page['path']}, ready after {time.monotonic() - t0:.1f} s)", flush=True)
