@@ -112,7 +112,7 @@ pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
 
 #[derive(Debug, Args)]
 pub struct AttendanceArgs {
-    /// First day (YYYY-MM-DD, local time zone); default: 6 days before --to.
+    /// First day (YYYY-MM-DD, in `[service] timezone`, else the system's); default: 6 days before --to.
     #[arg(long, value_name = "DATE")]
     pub from: Option<Date>,
     /// Last day (YYYY-MM-DD, included); default: today.
@@ -124,8 +124,9 @@ pub struct AttendanceArgs {
 }
 
 pub fn attendance(config: &Config, args: AttendanceArgs) -> Result<i32> {
-    let tz = TimeZone::system();
-    let to = args.to.unwrap_or_else(|| jiff::Zoned::now().date());
+    // The site's zone, as the web console and the schedules use: one day boundary everywhere.
+    let tz = config.service.time_zone()?;
+    let to = args.to.unwrap_or_else(|| jiff::Timestamp::now().to_zoned(tz.clone()).date());
     let from = match args.from {
         Some(from) => from,
         None => to.checked_sub(6.days())?,

@@ -55,11 +55,9 @@ impl ServiceConfig {
         Ok(())
     }
 
-    /// The site's time zone.
+    /// The site's time zone (`timezone`, else the system's): for schedules, the console and the
+    /// CLI's attendance alike.
     pub fn time_zone(&self) -> Result<jiff::tz::TimeZone> {
-        match &self.timezone {
-            Some(name) => Ok(jiff::tz::TimeZone::get(name)?),
-            None => Ok(jiff::tz::TimeZone::system()),
-        }
+        crate::decide::policy::site_time_zone(self.timezone.as_deref())
     }
 }
