@@ -103,19 +103,16 @@ pub(crate) type StorePerson<'a> = dyn FnMut(&Engine, &str, Vec<Vec<u8>>, &[NewTe
 
 /// The CLI's way to store a person: through the node's API as the local operator (the same
 /// rules and audit event as MQTT and the web console), adding to them when they exist.
-fn through_api(
-    config: &Config,
-    force: bool,
-) -> Result<impl FnMut(&Engine, &str, Vec<Vec<u8>>, &[NewTemplate]) -> Result<usize>> {
+fn through_api(config: &Config, force: bool) -> Result<Box<StorePerson<'static>>> {
     let mut api = super::store::cli_api(config)?;
     let lookup = Store::open_config(&config.store)?;
     let cli = crate::api::Actor::cli();
-    Ok(move |_: &Engine, name: &str, images: Vec<Vec<u8>>, _: &[NewTemplate]| -> Result<usize> {
+    Ok(Box::new(move |_: &Engine, name: &str, images: Vec<Vec<u8>>, _: &[NewTemplate]| -> Result<usize> {
         let append = lookup.find_person(name.trim())?.is_some();
         let request = crate::api::EnrollRequest { name: name.to_string(), role: None, images, append, force };
         let done = api.enroll(&cli, request)?;
         Ok(done["templates_added"].as_u64().unwrap_or(0) as usize)
-    })
+    }))
 }
 
 fn enroll_one(config: &Config, name: &str, images: &[PathBuf], force: bool) -> Result<i32> {
@@ -152,7 +149,7 @@ fn enroll_folder(config: &Config, dir: &Path, force: bool) -> Result<i32> {
     }
     let mut engine = Engine::open(config)?;
     let mut store_person = through_api(config, force)?;
-    let (enrolled, failures) = enroll_people(&mut engine, &people, total, force, &mut store_person)?;
+    let (enrolled, failures) = enroll_people(&mut engine, &people, total, force, &mut *store_person)?;
     println!(
         "enrolled {enrolled} of {} people into {}; {failures} problem(s)",
         people.len(),
