@@ -161,5 +161,7 @@ pub fn check_enrollment_quality(face: &Face, what: &str, force: bool) -> Result<
         log::warn!("{what}: enrolled anyway (--force): {text}");
         return Ok(());
     }
-    bail!("{what}: {text} (`facegate enroll --force` enrols such a photo anyway)")
+    bail!(
+        "{what}: {text} (`facegate enroll --force`, or `\"force\": true` in an MQTT enroll, enrols such a photo anyway)"
+    )
 }

@@ -30,6 +30,7 @@ use common::{Message, Subscriber, broker};
 const OPS: &[u8] = b"ops-secret-0123456789abcdef";
 const LOCK: &[u8] = b"lock-secret-0123456789abcdef";
 const HR: &[u8] = b"hr-secret-0123456789abcdef";
+const ADM: &[u8] = b"adm-secret-0123456789abcdef";
 
 fn unique(name: &str) -> String {
     format!("{name}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
@@ -148,13 +149,14 @@ fn signed(key: &str, name: &str, args: Value) -> String {
     let secret = match key {
         "ops" => OPS,
         "hr" => HR,
+        "adm" => ADM,
         _ => LOCK,
     };
     Value::Object(sign_with(key, secret, name, args, jiff::Timestamp::now().as_second())).to_string()
 }
 
 /// A database with Ann (employee), Eve (watchlist) and keys `ops` (manage, admin), `hr`
-/// (manage) and `lock` (door only).
+/// (manage), `adm` (admin) and `lock` (door only).
 fn seeded(dir: &Path) -> (PathBuf, Vec<PersonRecord>) {
     let db = dir.join("node.db");
     let mut s = Store::open(&db).unwrap();
@@ -163,6 +165,7 @@ fn seeded(dir: &Path) -> (PathBuf, Vec<PersonRecord>) {
     s.add_key("ops", OPS, "manage,admin").unwrap();
     s.add_key("lock", LOCK, "door").unwrap();
     s.add_key("hr", HR, "manage").unwrap();
+    s.add_key("adm", ADM, "admin").unwrap();
     let people = s.people().unwrap();
     (db, people)
 }
@@ -239,6 +242,70 @@ fn unsigned_or_wrongly_scoped_commands_change_nothing() {
     let r = node.send("snapshot", signed("ops", "snapshot", json!({"request_id":"s2"})), false);
     assert_eq!(r["rate_limited"], json!(true), "{r}");
     assert!(r["error"].as_str().unwrap().contains("rate limited"), "{r}");
+    // The limits are per key and per command: the limited key may still run other commands, and
+    // another key the limited command. reload_config: one per key per 30 s.
+    let r = node.send("list_people", signed("ops", "list_people", json!({"request_id":"s3"})), false);
+    assert_eq!(r["ok"], json!(true), "{r}");
+    let r = node.send("reload_config", signed("ops", "reload_config", json!({"request_id":"l1"})), false);
+    assert_eq!(r["ok"], json!(true), "{r}");
+    let r = node.send("reload_config", signed("ops", "reload_config", json!({"request_id":"l2"})), false);
+    assert_eq!((r["rate_limited"].clone(), r["rejected"].clone()), (json!(true), json!(true)), "{r}");
+    assert!(r["retry_after_s"].as_u64().is_some_and(|s| (1..=30).contains(&s)), "{r}");
+    assert!(r["error"].as_str().unwrap().contains("too many reload_config requests"), "{r}");
+    let r = node.send("reload_config", signed("adm", "reload_config", json!({"request_id":"l3"})), false);
+    assert_eq!(r["ok"], json!(true), "another key has its own budget: {r}");
+    node.svc.stop();
+}
+
+fn photo_b64(rel: &str) -> String {
+    use base64::Engine as _;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
+}
+
+/// Enrolling an employee's photo under a decoy name would lock the employee out through the
+/// margin rule (two people too close to call): the enrolment is refused, and the employee's face
+/// is still recognised as them.
+#[test]
+fn an_employees_photo_under_a_decoy_name_is_refused_and_the_employee_still_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = seeded(dir.path());
+    Store::open(&db).unwrap().add_key("hr2", HR, "manage").unwrap();
+    let prefix = unique("decoy");
+    let config = node_config(&prefix, &db);
+    let node = Node::start(&config);
+    let args = json!({"request_id":"d1","name":"Grace","role":"employee","images":[photo_b64("faces/hopper/01.jpg")]});
+    let r = node.send("enroll", signed("ops", "enroll", args), false);
+    assert_eq!(r["ok"], json!(true), "{r}");
+    let before = Store::open(&db).unwrap().people().unwrap();
+
+    // The decoy: another rendering of her photo, under a new name (another key: enroll is
+    // rate-limited per key).
+    let args = json!({"request_id":"d2","name":"Decoy","role":"visitor","images":[photo_b64("faces/hopper/02.jpg")]});
+    let r = node.send("enroll", signed("hr", "enroll", args), false);
+    assert_eq!(r["ok"], json!(false), "{r}");
+    assert!(r["error"].as_str().unwrap().contains("matches `Grace`"), "{r}");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.people().unwrap(), before, "nobody was added");
+    // Even with force: the quality check can be overridden, the look-alike rule cannot.
+    let args = json!({"request_id":"d3","name":"Decoy","images":[photo_b64("faces/hopper/02.jpg")],"force":true});
+    let forced = sign_with("hr2", HR, "enroll", args, jiff::Timestamp::now().as_second());
+    let r = node.send("enroll", Value::Object(forced).to_string(), false);
+    assert!(r["error"].as_str().unwrap_or_default().contains("matches `Grace`"), "{r}");
+    assert_eq!(store.people().unwrap(), before, "nobody was added");
+
+    // Grace still gets in: her other photo is identified as her, clearing threshold and margin.
+    let mut engine = facegate::engine::Engine::open(&config).unwrap();
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces/hopper/02.jpg");
+    let (face, _) = engine.largest_face(&photo).unwrap();
+    let gallery = store.gallery(&engine.template_model()).unwrap();
+    let matcher = facegate::gallery::matcher::Matcher::new(engine.template_model().dim, &gallery);
+    match matcher.identify(&face.embedding, &engine.policy) {
+        facegate::gallery::matcher::Identification::Match { person, .. } => assert_eq!(person, "Grace"),
+        other => panic!("Grace is locked out: {other:?}"),
+    }
+    let grace = store.find_person("Grace").unwrap().unwrap();
+    assert_eq!((grace.role, grace.templates), (Role::Employee, 1));
     node.svc.stop();
 }
 
@@ -279,7 +346,8 @@ fn a_signed_command_replayed_after_a_restart_or_changed_under_its_signature_is_r
     // Its echo means the broker holds it retained before the node subscribes.
     planter.rx.recv_timeout(Duration::from_secs(20)).expect("the planted command is on the broker");
     let node = Node::start(&config);
-    let (_, r, _) = node.wait_for(|t, _, _| t == "reply/_invalid");
+    // Refused on the request id it names (a refusal is answered on the caller's reply topic).
+    let (_, r, _) = node.wait_for(|t, _, _| t == "reply/p1");
     let r: Value = serde_json::from_slice(&r).unwrap();
     assert!(r["error"].as_str().unwrap().contains("retain"), "{r}");
     // Clearing it is itself an (empty, refused) command.

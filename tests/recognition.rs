@@ -153,6 +153,37 @@ fn enroll_from_folder_people_commands_and_forget() {
     let out = facegate(&["--db", db, "attendance", "--csv", "--from", "2026-01-01", "--to", "2026-01-02"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "date,person,first_in,last_out,passes");
+
+    // Every CLI change went through the node's API: one audit event each (queued for MQTT),
+    // naming the local operator, refusals included.
+    use facegate::act::Outbox;
+    let mut store = facegate::act::store::Store::open(std::path::Path::new(db)).unwrap();
+    let audits: Vec<(String, String, bool)> = store
+        .pending(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.event.topic == "audit")
+        .map(|p| serde_json::from_slice::<Value>(&p.event.payload).unwrap())
+        .inspect(|a| {
+            assert_eq!(a["via"], "cli", "{a}");
+            assert!(a["actor"].as_str().unwrap().starts_with("cli:"), "{a}");
+        })
+        .map(|a| (a["command"].as_str().unwrap().to_string(), a["via"].to_string(), a["ok"] == true))
+        .collect();
+    let done: Vec<(&str, bool)> = audits.iter().map(|(c, _, ok)| (c.as_str(), *ok)).collect();
+    assert_eq!(
+        done,
+        [
+            ("enroll", true),
+            ("enroll", true),
+            ("rename", true),
+            ("set_role", true),
+            ("set_schedule", true),
+            ("set_role", false),
+            ("forget", true)
+        ],
+        "{audits:?}"
+    );
 }
 
 /// A tiny data set in the faces-dev format, made from the fixtures.

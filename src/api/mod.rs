@@ -74,6 +74,8 @@ pub struct EnrollRequest {
     pub images: Vec<Vec<u8>>,
     /// Add the photos to an existing person instead of creating one.
     pub append: bool,
+    /// Keep photos the enrolment quality check refuses (the CLI's `--force`; MQTT's `force`).
+    pub force: bool,
 }
 
 impl Request {
@@ -294,7 +296,12 @@ impl NodeApi {
             Request::OpenDoor { door } => self.do_open_door(actor, door.as_deref()),
             Request::Enroll(r) => self.do_enroll(r),
             Request::Remove { person } => {
-                let Some(p) = self.store.find_person(&person)? else { anyhow::bail!("no person `{person}`") };
+                let Some(p) = self.store.find_person(&person)? else {
+                    anyhow::bail!(
+                        "no person `{person}` in {}; `facegate people list` (or list_people) shows who is enrolled",
+                        self.store.path().display()
+                    )
+                };
                 self.store.remove_person(&format!("#{}", p.id))?;
                 Ok(json!({ "removed": p.id }))
             }
@@ -315,7 +322,11 @@ impl NodeApi {
                     Doors::All => Vec::new(),
                     Doors::Only(names) => names.iter().collect(),
                 };
-                for name in names {
+                // A node that knows its doors refuses names it does not have (a typo would lock
+                // the person out); a database edited without any [[door]] (the CLI with only
+                // --db) has nothing to check them against.
+                let known = !self.doors.is_empty() || !self.config.doors.is_empty();
+                for name in names.into_iter().filter(|_| known) {
                     if !self.doors.contains_key(name) && !self.config.doors.iter().any(|d| &d.name == name) {
                         anyhow::bail!("no door named `{name}` on this node");
                     }
@@ -360,7 +371,7 @@ impl NodeApi {
         let engine = self.engine.as_mut().context("engine not loaded")?;
         let photos: Vec<(String, Vec<u8>)> =
             r.images.into_iter().enumerate().map(|(i, b)| (format!("photo {}", i + 1), b)).collect();
-        let templates = crate::enroll::templates_from_photos(engine, &photos, false)?;
+        let templates = crate::enroll::templates_from_photos(engine, &photos, r.force)?;
         let done = crate::enroll::enroll(&mut self.store, engine, &r.name, r.role, &templates, mode)?;
         Ok(serde_json::to_value(done)?)
     }

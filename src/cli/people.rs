@@ -89,16 +89,36 @@ pub fn enroll(config: &Config, args: EnrollArgs) -> Result<i32> {
     }
 }
 
-/// A template from an enrolment photo: its one face's embedding and the photo's hash.
-fn template(engine: &mut Engine, path: &Path, force: bool) -> Result<NewTemplate> {
+/// A template from an enrolment photo (its one face's embedding and the photo's hash), and the
+/// photo's bytes.
+fn template(engine: &mut Engine, path: &Path, force: bool) -> Result<(Vec<u8>, NewTemplate)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let face = engine.enrollment_face(path, force)?;
-    Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(&bytes) })
+    let t = NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(&bytes) };
+    Ok((bytes, t))
+}
+
+/// Stores one person's checked photos: returns how many became new templates.
+pub(crate) type StorePerson<'a> = dyn FnMut(&Engine, &str, Vec<Vec<u8>>, &[NewTemplate]) -> Result<usize> + 'a;
+
+/// The CLI's way to store a person: through the node's API as the local operator (the same
+/// rules and audit event as MQTT and the web console), adding to them when they exist.
+fn through_api(config: &Config, force: bool) -> Result<Box<StorePerson<'static>>> {
+    let mut api = super::store::cli_api(config)?;
+    let lookup = Store::open_config(&config.store)?;
+    let cli = crate::api::Actor::cli();
+    Ok(Box::new(move |_: &Engine, name: &str, images: Vec<Vec<u8>>, _: &[NewTemplate]| -> Result<usize> {
+        let append = lookup.find_person(name.trim())?.is_some();
+        let request = crate::api::EnrollRequest { name: name.to_string(), role: None, images, append, force };
+        let done = api.enroll(&cli, request)?;
+        Ok(done["templates_added"].as_u64().unwrap_or(0) as usize)
+    }))
 }
 
 fn enroll_one(config: &Config, name: &str, images: &[PathBuf], force: bool) -> Result<i32> {
     let mut engine = Engine::open(config)?;
-    // Check every photo before storing anything, so a bad photo never leaves a half-enrolled person.
+    // Check every photo before storing anything, so a bad photo never leaves a half-enrolled
+    // person (nor a database); the API checks them again as it stores them.
     let mut photos = Vec::new();
     for path in images {
         photos.push((
@@ -107,12 +127,12 @@ fn enroll_one(config: &Config, name: &str, images: &[PathBuf], force: bool) -> R
         ));
     }
     let templates = crate::enroll::templates_from_photos(&mut engine, &photos, force)?;
-    let mut store = Store::open_config(&config.store)?;
-    let done = crate::enroll::enroll(&mut store, &engine, name, None, &templates, crate::enroll::Mode::NewOrAppend)?;
-    let added = done.templates_added;
-    let skipped = templates.len() - added;
+    crate::act::store::check_person_name(name)?;
+    let mut store_person = through_api(config, force)?;
+    let added = store_person(&engine, name, photos.into_iter().map(|(_, b)| b).collect(), &templates)?;
+    let skipped = templates.len().saturating_sub(added);
     let note = if skipped > 0 { format!(" ({skipped} already enrolled)") } else { String::new() };
-    println!("enrolled {} with {added} photo(s){note} into {}", name.trim(), store.path().display());
+    println!("enrolled {} with {added} photo(s){note} into {}", name.trim(), config.store.path.display());
     Ok(0)
 }
 
@@ -128,9 +148,13 @@ fn enroll_folder(config: &Config, dir: &Path, force: bool) -> Result<i32> {
         );
     }
     let mut engine = Engine::open(config)?;
-    let mut store = Store::open_config(&config.store)?;
-    let (enrolled, failures) = enroll_people(&mut engine, &mut store, &people, total, force)?;
-    println!("enrolled {enrolled} of {} people into {}; {failures} problem(s)", people.len(), store.path().display());
+    let mut store_person = through_api(config, force)?;
+    let (enrolled, failures) = enroll_people(&mut engine, &people, total, force, &mut *store_person)?;
+    println!(
+        "enrolled {enrolled} of {} people into {}; {failures} problem(s)",
+        people.len(),
+        config.store.path.display()
+    );
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
@@ -150,13 +174,14 @@ pub(crate) fn people_in(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     Ok(people)
 }
 
-/// Enrolls people from their photos with a progress bar; returns (people enrolled, problems).
+/// Checks people's photos with a progress bar and hands each person's good ones to
+/// `store_person`; returns (people enrolled, problems).
 pub(crate) fn enroll_people(
     engine: &mut Engine,
-    store: &mut Store,
     people: &[(String, Vec<PathBuf>)],
     total: usize,
     force: bool,
+    store_person: &mut StorePerson<'_>,
 ) -> Result<(usize, usize)> {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -166,10 +191,13 @@ pub(crate) fn enroll_people(
     let (mut failures, mut enrolled) = (0, 0);
     for (name, photos) in people {
         bar.set_message(name.clone());
-        let mut templates = Vec::new();
+        let (mut images, mut templates) = (Vec::new(), Vec::new());
         for photo in photos {
             match template(engine, photo, force) {
-                Ok(t) => templates.push(t),
+                Ok((bytes, t)) => {
+                    images.push(bytes);
+                    templates.push(t);
+                }
                 Err(e) => {
                     failures += 1;
                     bar.println(format!("{name}: skipped: {e:#}"));
@@ -183,8 +211,8 @@ pub(crate) fn enroll_people(
             }
             continue;
         }
-        match crate::enroll::enroll(store, engine, name, None, &templates, crate::enroll::Mode::NewOrAppend) {
-            Ok(crate::enroll::Enrolled { templates_added: added, .. }) => {
+        match store_person(engine, name, images, &templates) {
+            Ok(added) => {
                 enrolled += 1;
                 bar.println(format!("{name}: {added} new photo(s) of {}", photos.len()));
             }

@@ -11,6 +11,7 @@ use jiff::tz::TimeZone;
 
 use crate::act::store::{AccessEvent, DayAttendance, EventKind, NewTemplate, Store};
 use crate::act::{Outbox, OutboxEvent};
+use crate::api::{Actor, ApiResult, NodeApi, Reload};
 use crate::config::Config;
 use crate::decide::policy::{Doors, Role, Schedule};
 use crate::gallery::TemplateModel;
@@ -51,6 +52,21 @@ pub enum PeopleCommand {
     SetDoors { who: String, doors: Doors },
 }
 
+/// The node's API for a CLI command: the same checks and audit events as MQTT and the web
+/// console, with the local operator ([`Actor::cli`]) as the actor. It opens no door and cannot
+/// reload or snapshot (those need the running service).
+pub(crate) fn cli_api(config: &Config) -> Result<NodeApi> {
+    let store = Store::open_config(&config.store)?;
+    let reload = Reload { source: None, control: Default::default() };
+    Ok(NodeApi::new(config.clone(), store, std::collections::HashMap::new(), reload, Default::default()))
+}
+
+/// Runs one change through the API as the local operator; a refusal or failure is the error.
+fn by_cli(config: &Config, call: impl FnOnce(&mut NodeApi, &Actor) -> ApiResult) -> Result<serde_json::Value> {
+    let mut api = cli_api(config)?;
+    Ok(call(&mut api, &Actor::cli())?)
+}
+
 pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
     let mut store = Store::open_config(&config.store)?;
     match args.command {
@@ -80,31 +96,35 @@ pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
             println!("added #{id} {} ({role}, {schedule})", name.trim());
         }
         PeopleCommand::Remove { who } => {
-            if !store.remove_person(&who)? {
-                bail!("no person `{who}` in {}; `facegate people list` shows who is enrolled", store.path().display());
-            }
+            by_cli(config, |api, cli| api.remove(cli, &who))?;
             println!("removed {who} and their templates (past events kept; `facegate forget` erases them)");
         }
         PeopleCommand::Rename { who, new_name } => {
-            store.rename(&who, &new_name)?;
+            by_cli(config, |api, cli| api.rename(cli, &who, &new_name))?;
             println!("renamed {who} to {}", new_name.trim());
         }
         PeopleCommand::SetRole { who, role } => {
-            store.set_role(&who, role)?;
+            by_cli(config, |api, cli| api.set_role(cli, &who, role))?;
             println!("{who} is now {role}");
         }
         PeopleCommand::SetSchedule { who, schedule } => {
-            store.set_schedule(&who, &schedule)?;
-            println!("{who} may pass: {schedule}");
+            let shown = schedule.to_string();
+            by_cli(config, |api, cli| api.set_schedule(cli, &who, schedule))?;
+            println!("{who} may pass: {shown}");
         }
         PeopleCommand::SetDoors { who, doors } => {
-            if let Doors::Only(names) = &doors {
-                for name in names.iter().filter(|n| !config.doors.iter().any(|d| &d.name == *n)) {
-                    log::warn!("no [[door]] named `{name}` in this config (a typo, or a door of another node?)");
+            if let Doors::Only(names) = &doors
+                && config.doors.is_empty()
+            {
+                for name in names {
+                    log::warn!(
+                        "no [[door]] in this config to check `{name}` against (a typo, or a door of another node?)"
+                    );
                 }
             }
-            store.set_doors(&who, &doors)?;
-            println!("{who} may open: {doors}");
+            let shown = doors.to_string();
+            by_cli(config, |api, cli| api.set_doors(cli, &who, doors))?;
+            println!("{who} may open: {shown}");
         }
     }
     Ok(0)
@@ -183,16 +203,15 @@ pub struct ForgetArgs {
 }
 
 pub fn forget(config: &Config, args: ForgetArgs) -> Result<i32> {
-    let mut store = Store::open_config(&config.store)?;
-    let r = store.forget(&args.who)?;
-    let person = if r.person { "the person" } else { "no person row (removed earlier)" };
+    let r = by_cli(config, |api, cli| api.forget(cli, &args.who))?;
+    let person = if r["person"] == serde_json::json!(true) { "the person" } else { "no person row (removed earlier)" };
     println!(
         "erased {}: {person}, {} template(s), {} event(s), {} undelivered MQTT event(s) from {}",
-        r.name,
-        r.templates,
-        r.events,
-        r.outbox,
-        store.path().display()
+        r["name"].as_str().unwrap_or(&args.who),
+        r["templates"],
+        r["events"],
+        r["outbox"],
+        config.store.path.display()
     );
     Ok(0)
 }

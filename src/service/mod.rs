@@ -232,6 +232,9 @@ fn run_pipeline(
 
     let mut engine = Engine::open(config)?;
     let mut store = Store::open_config(&config.store)?;
+    // Refuse to start on a database this user cannot write: it would run, look healthy and
+    // never open the door (every decision must be recorded first).
+    store.check_writable()?;
     if let Some(dir) = &config.service.enroll_dir
         && store.people()?.is_empty()
     {
@@ -534,7 +537,12 @@ fn enroll_first_start(engine: &mut Engine, store: &mut Store, dir: &Path) -> Res
     let people = crate::cli::people::people_in(dir)?;
     let total = people.iter().map(|(_, photos)| photos.len()).sum();
     log::info!("first start: enrolling {} people from {}", people.len(), dir.display());
-    let (enrolled, problems) = crate::cli::people::enroll_people(engine, store, &people, total, false)?;
+    let mut store_person =
+        |engine: &Engine, name: &str, _: Vec<Vec<u8>>, templates: &[crate::act::store::NewTemplate]| {
+            let mode = crate::enroll::Mode::NewOrAppend;
+            crate::enroll::enroll(store, engine, name, None, templates, mode).map(|done| done.templates_added)
+        };
+    let (enrolled, problems) = crate::cli::people::enroll_people(engine, &people, total, false, &mut store_person)?;
     log::info!("first start: {enrolled} people enrolled, {problems} problem(s)");
     Ok(())
 }

@@ -156,7 +156,8 @@ impl Console {
             results.push(PhotoResult { name: name.clone(), outcome });
         }
         if !good.is_empty() {
-            let request = EnrollRequest { name: who.to_string(), role: None, images: good, append: existing };
+            let request =
+                EnrollRequest { name: who.to_string(), role: None, images: good, append: existing, force: false };
             self.api.enroll(actor, request)?;
         }
         Ok(results)
@@ -165,7 +166,8 @@ impl Console {
     /// Enrolls (adds to) `who` from a frame of a camera: the face in front of it must be the only one.
     pub fn enroll_frame(&mut self, actor: &Actor, who: &str, camera: &str, frame: &RgbImage) -> Result<()> {
         let jpeg = crate::service::vision_stage::encode_jpeg(frame)?;
-        let request = EnrollRequest { name: who.to_string(), role: None, images: vec![jpeg], append: true };
+        let request =
+            EnrollRequest { name: who.to_string(), role: None, images: vec![jpeg], append: true, force: false };
         self.api.enroll(actor, request).map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
         Ok(())
     }

@@ -5,9 +5,10 @@
 //! ([`crate::access::Keyring`]: key, timestamp, nonce, HMAC over every field) that makes the
 //! caller an [`Actor`], then [`Api::execute`], which checks the actor's scope. Unsigned commands
 //! are refused, except `open_door` under `mqtt.remote_open = "broker_acl"`. Whatever a client
-//! sends, the answer is a reply `{ok: false, error}` (on `reply/_invalid` when no request id
-//! could be read) and a warning in the log with outside text escaped, never a panic or a state
-//! change. (A command arriving while 32 others wait is dropped without a reply, counted in
+//! sends, the answer is a reply `{ok: false, error}` on `reply/<request_id>` whenever the
+//! payload names a valid id, refusals included (on `reply/_invalid` only when none can be
+//! read), and a warning in the log with outside text escaped, never a panic or a state change.
+//! (A command arriving while 32 others wait is dropped without a reply, counted in
 //! `rejected_commands`.) Retained commands are refused when the broker flags them retained, i.e.
 //! whenever one would re-run on a (re)subscribe; MQTT 3.1.1 does not flag a live delivery, but
 //! a signed command runs at most once anyway (its nonce is spent).
@@ -118,6 +119,10 @@ struct EnrollArgs {
     /// Add the photos to an existing person (never changes their role).
     #[serde(default)]
     append: bool,
+    /// Keep photos the enrolment quality check refuses (as the CLI's `--force`); signed like
+    /// every field, so it needs the same `manage` key.
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +200,7 @@ fn request(name: &str, v: Map<String, Value>) -> Result<Request, Rejected> {
                 role: a.role.as_deref().map(role).transpose()?,
                 images: decode_jpegs(&a.images)?,
                 append: a.append,
+                force: a.force,
             })
         }
         "remove" | "rename" | "set_role" | "set_schedule" | "set_doors" | "forget" => {
@@ -308,6 +314,15 @@ impl Commands {
                 self.rules.max_payload_bytes
             )));
         }
+        // The request id first, so that every refusal below (unknown command, retained, unsigned,
+        // bad signature, wrong scope) is answered on the caller's own reply topic when the payload
+        // names a valid id; `reply/_invalid` only when none can be read.
+        let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(payload);
+        if let Ok(Value::Object(v)) = &parsed
+            && let Ok(id) = check_request_id(v)
+        {
+            *request_id = id;
+        }
         if !COMMANDS.contains(&name) {
             return Err(Refusal::Checks(format!("unknown command `{name}`: use one of {}", COMMANDS.join(", "))));
         }
@@ -325,8 +340,7 @@ impl Commands {
             let actor = Actor::new(BROKER_ACL_ACTOR, Scopes::of(&[Scope::Door]), Via::Mqtt);
             return self.api.execute(&actor, Request::OpenDoor { door: None }).map_err(Refusal::Api);
         }
-        let v: Value =
-            serde_json::from_slice(payload).map_err(|e| Refusal::Checks(format!("payload is not JSON: {e}")))?;
+        let v = parsed.map_err(|e| Refusal::Checks(format!("payload is not JSON: {e}")))?;
         let Value::Object(mut v) = v else { return Err(Refusal::Checks("payload must be a JSON object".into())) };
         *request_id = check_request_id(&v).map_err(Refusal::from)?;
         let actor = if claims_signature(&v) {
@@ -395,7 +409,10 @@ pub(crate) mod tests {
             if !actor.may(request.scope()) {
                 return Err(ApiError { kind: ErrorKind::Forbidden, message: "forbidden".into() });
             }
-            let s = format!("{} {}", actor.name, request.name());
+            let mut s = format!("{} {}", actor.name, request.name());
+            if let Request::Enroll(EnrollRequest { force: true, .. }) = &request {
+                s.push_str(" force");
+            }
             self.calls.lock().unwrap().push(s.clone());
             Ok(json!({ "done": s }))
         }
@@ -563,5 +580,70 @@ pub(crate) mod tests {
         let v = run(&mut acl, "open_door", r#"{"request_id":"r2","key":"door","sig":"00"}"#);
         assert_eq!(v["ok"], json!(false), "{v}");
         assert_eq!(*rec.calls.lock().unwrap(), ["broker-acl open_door", "broker-acl open_door"]);
+    }
+
+    /// A refusal is answered on the caller's own `reply/<request_id>` whenever the payload names a
+    /// valid id, whatever the refusal; `_invalid` only when no valid id can be read.
+    #[test]
+    fn refusals_reply_on_the_request_id_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, rec) = commands(RemoteOpen::Off, &dir);
+        let mut bad_sig: Value =
+            serde_json::from_str(&signed("ops", "remove", json!({"request_id":"u2","person":1}))).unwrap();
+        bad_sig["sig"] = json!("00".repeat(32));
+        let cases: Vec<(&str, String, bool, &str)> = vec![
+            ("remove", json!({"request_id":"u1","person":1}).to_string(), false, "u1"),
+            ("remove", bad_sig.to_string(), false, "u2"),
+            (
+                "set_role",
+                signed("door", "set_role", json!({"request_id":"u3","person":1,"role":"employee"})),
+                false,
+                "u3",
+            ),
+            ("list_people", signed("ops", "list_people", json!({"request_id":"u4"})), true, "u4"),
+            ("format_disk", json!({"request_id":"u5"}).to_string(), false, "u5"),
+            ("open_door", signed("door", "open_door", json!({"request_id":"u6"})), false, "u6"),
+            ("remove", json!({"request_id":"u7","person":1,"key":"nobody"}).to_string(), false, "u7"),
+            ("remove", json!({"request_id":"a/b","person":1}).to_string(), false, NO_REQUEST_ID),
+            ("remove", json!({"request_id":7,"person":1}).to_string(), false, NO_REQUEST_ID),
+            ("remove", json!({"person":1}).to_string(), false, NO_REQUEST_ID),
+            ("remove", "{\"request_id\":\"u8\"".into(), false, NO_REQUEST_ID),
+            ("remove", "[\"u9\"]".into(), false, NO_REQUEST_ID),
+        ];
+        for (name, payload, retained, topic) in cases {
+            let r = c.handle(name, payload.as_bytes(), retained, now());
+            let v: Value = serde_json::from_slice(&r.payload).unwrap();
+            assert_eq!(r.request_id, topic, "{name} {payload}: {v}");
+            assert_eq!(v["request_id"], json!(topic), "{v}");
+            assert!(!r.ok && r.rejected, "{name} {payload}: {v}");
+        }
+        assert!(rec.calls.lock().unwrap().is_empty(), "{:?}", rec.calls.lock().unwrap());
+    }
+
+    /// `force` is an enroll field like the others: it reaches the API, and only under the signature.
+    #[test]
+    fn enroll_force_is_signed_and_reaches_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, rec) = commands(RemoteOpen::Signed, &dir);
+        let args = json!({"request_id":"f1","name":"Ada","images":[JPEG_B64],"force":true});
+        assert_eq!(run(&mut c, "enroll", &signed("ops", "enroll", args))["ok"], json!(true));
+        let mut added: Value =
+            serde_json::from_str(&signed("ops", "enroll", json!({"request_id":"f2","name":"Ada","images":[JPEG_B64]})))
+                .unwrap();
+        added["force"] = json!(true);
+        assert_eq!(run(&mut c, "enroll", &added.to_string())["error"], json!("bad signature"));
+        let v = run(
+            &mut c,
+            "enroll",
+            &signed("ops", "enroll", json!({"request_id":"f3","name":"Ada","images":[JPEG_B64],"force":"yes"})),
+        );
+        assert!(v["error"].as_str().unwrap().contains("bad arguments"), "{v}");
+        let v = run(
+            &mut c,
+            "enroll",
+            &signed("door", "enroll", json!({"request_id":"f4","name":"Ada","images":[JPEG_B64],"force":true})),
+        );
+        assert_eq!(v["forbidden"], json!(true), "{v}");
+        assert_eq!(*rec.calls.lock().unwrap(), ["ops enroll force"]);
     }
 }

@@ -103,13 +103,17 @@ impl Store {
         Ok(NonceUse::Fresh)
     }
 
-    /// Rolls back a write to check the database is writable by this process (for `doctor`):
-    /// the open may succeed on a read-only file and fail only at the first write.
+    /// Rolls back a write to check the database is writable by this process (`doctor`, and
+    /// `run` before it starts): the open may succeed on a read-only file and fail only at the
+    /// first write, after which the service would never record a decision nor open the door.
     pub fn check_writable(&mut self) -> Result<()> {
-        let tx = write(&mut self.conn, &self.path)?;
-        tx.execute("UPDATE meta SET value = value WHERE key = 'changes'", [])?;
-        tx.rollback()?;
-        Ok(())
+        let attempt = (|| -> Result<()> {
+            let tx = write(&mut self.conn, &self.path)?;
+            tx.execute("UPDATE meta SET value = value WHERE key = 'changes'", [])?;
+            tx.rollback()?;
+            Ok(())
+        })();
+        attempt.map_err(|e| super::unwritable(&self.path, e))
     }
 }
 

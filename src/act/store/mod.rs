@@ -212,10 +212,21 @@ fn configure(conn: &mut Connection) -> Result<()> {
 }
 
 /// Explains an error met while opening: a damaged or foreign file gets the path and the fix.
+/// The error of a database this process may read but not write (file or folder), naming the fix.
+pub(crate) fn unwritable(path: &Path, error: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} cannot be written by this user ({error:#}): the service would never record a decision or open the door; \
+         give the service user write access to the file and its folder (chown facegate: ...)",
+        path.display()
+    )
+}
+
 fn damaged(path: &Path, error: anyhow::Error) -> anyhow::Error {
-    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, ReadOnly};
     let code = error.downcast_ref::<rusqlite::Error>().and_then(|e| e.sqlite_error_code());
     match code {
+        // The open itself succeeds read-only; the first write (WAL set-up, a migration) fails.
+        Some(ReadOnly | CannotOpen) => unwritable(path, error),
         Some(NotADatabase | DatabaseCorrupt) => anyhow::anyhow!(
             "{} is not a facegate database or is damaged ({error}); move it away so facegate starts a new one \
              (or restore a backup), or point --db / [store] path at the right file",
