@@ -186,11 +186,12 @@ pub fn forget(config: &Config, args: ForgetArgs) -> Result<i32> {
     let r = store.forget(&args.who)?;
     let person = if r.person { "the person" } else { "no person row (removed earlier)" };
     println!(
-        "erased {}: {person}, {} template(s), {} event(s), {} undelivered MQTT event(s) from {}",
+        "erased {}: {person}, {} template(s), {} event(s), {} undelivered MQTT event(s), {} unknown face(s) from {}",
         r.name,
         r.templates,
         r.events,
         r.outbox,
+        r.unknown_faces,
         store.path().display()
     );
     Ok(0)
