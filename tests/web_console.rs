@@ -439,3 +439,134 @@ fn attendance_csv_is_the_clis_and_pages_render() {
         assert_eq!(c.get("/people", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "logged out");
     });
 }
+
+/// An unknown face of `photo` as the act stage would store it (real embedding of the node's model).
+fn unknown_face(engine: &mut facegate::engine::Engine, photo: &str) -> facegate::act::store::UnknownEvidence {
+    let bytes = std::fs::read(common::fixture(photo)).unwrap();
+    let image = facegate::capture::image_file::decode_rgb(&bytes, photo).unwrap();
+    let (mut faces, _) = engine.pipeline.analyse(&image).unwrap();
+    assert_eq!(faces.len(), 1, "{photo}");
+    facegate::act::store::UnknownEvidence {
+        thumbnail: facegate::vision::thumbnail::face_thumbnail(&image).unwrap(),
+        embedding: faces.remove(0).embedding,
+        model: engine.template_model(),
+        threshold: engine.policy.threshold,
+        quality: 0.8,
+    }
+}
+
+#[test]
+fn unknown_faces_are_labelled_and_dismissed_through_the_console() {
+    let c = console();
+    let mut engine = facegate::engine::Engine::open(&c.config).unwrap();
+    let at = jiff::Timestamp::now();
+    let add = |photo: &str, engine: &mut facegate::engine::Engine| {
+        c.store().add_unknown_face(at, "entrance", &unknown_face(engine, photo), 100).unwrap()
+    };
+    let hopper = add("faces/hopper/01.jpg", &mut engine);
+    let astronaut = add("faces/astronaut/01.jpg", &mut engine);
+    assert_ne!(hopper.group, astronaut.group, "two strangers, two groups");
+    let hopper2 = add("faces/hopper/02.jpg", &mut engine);
+    assert_eq!(hopper2.group, hopper.group, "the same stranger's second visit joins the first");
+    rt().block_on(async {
+        // Anonymous: nothing shown, nothing changed.
+        for path in ["/unknown", &format!("/unknown/face/{}", hopper.id)] {
+            assert_eq!(c.get(path, None).await.status, StatusCode::SEE_OTHER, "{path}");
+        }
+        for action in ["label", "new", "dismiss"] {
+            let r = c.post_form(&format!("/unknown/{}/{action}", hopper.group), None, &[("name", "Eve")]).await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{action}");
+        }
+        let (cookie, csrf) = c.login().await;
+        let page = c.get("/unknown", Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("2 group(s), 3 face(s)"), "{}", page.body);
+        assert!(page.body.contains(&format!("/unknown/face/{}", hopper2.id)) && page.body.contains("entrance"));
+        let thumb = c.get(&format!("/unknown/face/{}", hopper.id), Some(&cookie)).await;
+        assert_eq!(thumb.status, StatusCode::OK);
+        assert_eq!(thumb.headers.get(header::CONTENT_TYPE).unwrap(), "image/jpeg");
+        assert_eq!(c.get("/unknown/face/x", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(c.get("/unknown/face/999999", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+
+        // Refused requests change nothing: no token, bad ids, bad input, a lookalike.
+        let label = format!("/unknown/{}/label", hopper.group);
+        let new = format!("/unknown/{}/new", hopper.group);
+        for path in [&label, &new, &format!("/unknown/{}/dismiss", hopper.group)] {
+            for token in ["", "0000"] {
+                let r = c.post_form(path, Some(&cookie), &[("csrf", token), ("name", "Grace")]).await;
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+            }
+        }
+        for path in ["/unknown/abc/label", "/unknown/0/dismiss", "/unknown/-3/new"] {
+            let r = c.post_form(path, Some(&cookie), &[("csrf", &csrf), ("name", "Grace")]).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(r.body.contains("not an unknown-face group"), "{}", r.body);
+        }
+        let r = c.post_form("/unknown/999999/dismiss", Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("no unknown-face group #999999"), "{}", r.body);
+        let r = c.post_form(&label, Some(&cookie), &[("csrf", &csrf), ("name", "Nobody")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("no person `Nobody`"), "{}", r.body);
+        let r = c.post_form(&new, Some(&cookie), &[("csrf", &csrf), ("name", "Grace"), ("role", "king")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("role"), "{}", r.body);
+        let r = c.post_form(&new, Some(&cookie), &[("csrf", &csrf), ("name", " ")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(c.store().people().unwrap().is_empty());
+        assert_eq!(c.store().unknown_count().unwrap(), 3, "refused requests erased nothing");
+
+        // Label as a new person: both visits become templates, the group leaves the inbox.
+        let r = c.post_form(&new, Some(&cookie), &[("csrf", &csrf), ("name", "Grace"), ("role", "visitor")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let grace = c.store().find_person("Grace").unwrap().unwrap();
+        assert_eq!((grace.role.as_str(), grace.templates), ("visitor", 2));
+        assert_eq!(r.headers.get(header::LOCATION).unwrap(), &format!("/people/{}", grace.id));
+        assert_eq!(c.store().unknown_count().unwrap(), 1);
+        let r = c.post_form(&label, Some(&cookie), &[("csrf", &csrf), ("name", "Grace")]).await;
+        assert!(r.body.contains("no unknown-face group"), "labelled groups are gone: {}", r.body);
+
+        // A new visit of hers: not enrolled under another name (it looks like Grace), but added to her.
+        let again = add("faces/hopper/02.jpg", &mut engine);
+        let r = c
+            .post_form(&format!("/unknown/{}/new", again.group), Some(&cookie), &[("csrf", &csrf), ("name", "Decoy")])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("matches `Grace`"), "{}", r.body);
+        assert!(c.store().find_person("Decoy").unwrap().is_none());
+        let r = c
+            .post_form(&format!("/unknown/{}/label", again.group), Some(&cookie), &[("csrf", &csrf), ("name", "grace")])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        // The same photo's thumbnail is the same template source: nothing new, but the face leaves.
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 2);
+        assert_eq!(c.store().unknown_count().unwrap(), 1);
+
+        // Dismiss erases the other stranger.
+        let r = c.post_form(&format!("/unknown/{}/dismiss", astronaut.group), Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(c.store().unknown_count().unwrap(), 0);
+
+        // Forgetting Grace erases the inbox faces that match her, and says how many.
+        add("faces/hopper/01.jpg", &mut engine);
+        add("faces/astronaut/02.jpg", &mut engine);
+        let edit = format!("/people/{}/edit", grace.id);
+        let r = c.post_form(&edit, Some(&cookie), &[("csrf", &csrf), ("action", "forget")]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("1 unknown face(s)"), "{}", r.body);
+        assert_eq!(c.store().unknown_count().unwrap(), 1, "the other stranger stays");
+
+        use facegate::act::Outbox;
+        let audits: Vec<String> = c
+            .store()
+            .pending(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.topic == "audit")
+            .map(|e| String::from_utf8_lossy(&e.event.payload).into_owned())
+            .collect();
+        for command in ["label_unknown", "dismiss_unknown"] {
+            assert!(audits.iter().any(|a| a.contains(command) && a.contains("office")), "{command}: {audits:?}");
+        }
+    });
+}

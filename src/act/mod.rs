@@ -6,6 +6,7 @@
 
 pub mod door;
 pub mod events;
+pub mod inbox;
 pub mod mqtt;
 pub mod store;
 

@@ -6,6 +6,7 @@
 //! (log line and `audit` MQTT event) naming the actor. Interfaces parse and authenticate; they
 //! never reach into the store or the stages themselves.
 
+mod inbox;
 mod limits;
 
 use std::collections::HashMap;
@@ -63,6 +64,17 @@ pub enum Request {
     Snapshot {
         camera: Option<String>,
     },
+    /// The faces of one unknown-faces inbox group become templates of a person: an existing one
+    /// (`role: None`), or a new one with `role`. The group leaves the inbox.
+    LabelUnknown {
+        group: i64,
+        person: String,
+        role: Option<Role>,
+    },
+    /// Erases one inbox group.
+    DismissUnknown {
+        group: i64,
+    },
 }
 
 /// `enroll`: photos (JPEG/PNG bytes) of one person.
@@ -93,6 +105,8 @@ impl Request {
             Request::ListPeople => "list_people",
             Request::ReloadConfig => "reload_config",
             Request::Snapshot { .. } => "snapshot",
+            Request::LabelUnknown { .. } => "label_unknown",
+            Request::DismissUnknown { .. } => "dismiss_unknown",
         }
     }
 
@@ -106,7 +120,8 @@ impl Request {
     }
 }
 
-/// Every request name, in the order of [`Request`].
+/// Every request name, in the order of [`Request`] (the inbox's `label_unknown` and
+/// `dismiss_unknown` are the console's only: strangers' faces are not sent over MQTT).
 pub const REQUESTS: [&str; 11] = [
     "open_door",
     "enroll",
@@ -338,6 +353,8 @@ impl NodeApi {
             Request::ListPeople => Ok(serde_json::to_value(self.store.people()?)?),
             Request::ReloadConfig => self.do_reload(),
             Request::Snapshot { camera } => self.do_snapshot(camera.as_deref()),
+            Request::LabelUnknown { group, person, role } => self.do_label_unknown(group, &person, role),
+            Request::DismissUnknown { group } => self.do_dismiss_unknown(group),
         }
     }
 
@@ -365,15 +382,21 @@ impl NodeApi {
     fn do_enroll(&mut self, r: EnrollRequest) -> anyhow::Result<Value> {
         let mode = if r.append { crate::enroll::Mode::Append } else { crate::enroll::Mode::New };
         crate::enroll::check_target(&self.store, &r.name, r.role, mode)?;
-        if self.engine.is_none() {
-            self.engine = Some(Engine::open(&self.config)?);
-        }
+        self.load_engine()?;
         let engine = self.engine.as_mut().context("engine not loaded")?;
         let photos: Vec<(String, Vec<u8>)> =
             r.images.into_iter().enumerate().map(|(i, b)| (format!("photo {}", i + 1), b)).collect();
         let templates = crate::enroll::templates_from_photos(engine, &photos, r.force)?;
         let done = crate::enroll::enroll(&mut self.store, engine, &r.name, r.role, &templates, mode)?;
         Ok(serde_json::to_value(done)?)
+    }
+
+    /// Loads the face models on first use (most nodes never enroll remotely).
+    fn load_engine(&mut self) -> anyhow::Result<()> {
+        if self.engine.is_none() {
+            self.engine = Some(Engine::open(&self.config)?);
+        }
+        Ok(())
     }
 
     /// Checks the new config first, models included (a model whose hash no longer matches is

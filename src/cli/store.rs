@@ -206,11 +206,12 @@ pub fn forget(config: &Config, args: ForgetArgs) -> Result<i32> {
     let r = by_cli(config, |api, cli| api.forget(cli, &args.who))?;
     let person = if r["person"] == serde_json::json!(true) { "the person" } else { "no person row (removed earlier)" };
     println!(
-        "erased {}: {person}, {} template(s), {} event(s), {} undelivered MQTT event(s) from {}",
+        "erased {}: {person}, {} template(s), {} event(s), {} undelivered MQTT event(s), {} unknown face(s) from {}",
         r["name"].as_str().unwrap_or(&args.who),
         r["templates"],
         r["events"],
         r["outbox"],
+        r["unknown_faces"],
         config.store.path.display()
     );
     Ok(0)

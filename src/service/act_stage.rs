@@ -41,6 +41,8 @@ pub struct ActStage {
     /// Heartbeats go this way (straight to the broker) when the store cannot queue them, so a
     /// full disk or a read-only database still shows up as `store_errors` growing.
     pub direct: Option<std::sync::mpsc::SyncSender<OutboxEvent>>,
+    /// The unknown-faces inbox (`[web] unknown_inbox`, retention).
+    pub inbox: crate::act::inbox::Inbox,
 }
 
 /// What a door's lock state is made of, followed from its events (not read later, which would
@@ -80,6 +82,7 @@ impl ActStage {
         let mut last_heartbeat = std::time::Instant::now();
         loop {
             self.heartbeat.beat();
+            self.inbox.expire_if_due(&mut self.store, jiff::Timestamp::now());
             let hung_up = match input.recv_timeout(Duration::from_millis(200)) {
                 Ok(VisionOutput::Decision(decision)) => {
                     self.handle(decision);
@@ -430,6 +433,10 @@ impl ActStage {
             e.votes,
             e.window
         );
+        // Unknown faces never open a door, so keeping one delays no door.
+        if let (EventKind::Unknown, Some(face)) = (e.kind, &input.unknown) {
+            self.inbox.keep(&mut self.store, e.at, &e.camera, face);
+        }
         if let Some(door_name) = &verdict.open {
             let Some(door) = self.doors.get(door_name) else {
                 log::error!("act: camera {} names door `{door_name}`, which is not configured", e.camera);

@@ -285,6 +285,7 @@ fn run_pipeline(
         snapshots: config.mqtt.snapshots,
         snapshot_requests: Arc::clone(&snapshot_requests),
         live: live.clone(),
+        unknown_inbox: config.web.unknown_inbox,
     };
     let node = config.mqtt.node();
     let door_events = doors.values().map(|d| d.events()).collect();
@@ -329,6 +330,7 @@ fn run_pipeline(
         tz,
         stats: Arc::clone(&stats),
         heartbeat: act_beat.clone(),
+        inbox: crate::act::inbox::Inbox::new(&config.web),
     };
     let web = start_web(
         config,

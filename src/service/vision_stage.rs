@@ -33,6 +33,8 @@ pub struct CameraDecision {
     pub decision: Decision,
     /// JPEG crop of the face, only when snapshots are enabled.
     pub snapshot: Option<Vec<u8>>,
+    /// The face of an `unknown` decision for the console's inbox, only when `[web] unknown_inbox`.
+    pub unknown: Option<crate::act::store::UnknownEvidence>,
 }
 
 /// What the vision stage hands to the act stage, in the order it happened.
@@ -134,6 +136,8 @@ pub struct VisionStage {
     pub default_min_face: f32,
     /// `[matching] auto_update`: learn templates from confident recognitions (None = off).
     pub auto_update: Option<AutoUpdateConfig>,
+    /// `[web] unknown_inbox`: hand the faces of unknown decisions to the act stage to keep.
+    pub unknown_inbox: bool,
 }
 
 /// The decider with each camera's own `min_identify_px`.
@@ -245,6 +249,31 @@ impl VisionStage {
         }
     }
 
+    /// What the inbox keeps of an unknown face: the aligned crop as a thumbnail and the
+    /// embedding the matcher was given. A failure only costs the inbox entry.
+    fn unknown_evidence(
+        &self,
+        camera: &str,
+        crop: &image::RgbImage,
+        embedding: crate::vision::embed::Embedding,
+        threshold: f32,
+        quality: f32,
+    ) -> Option<crate::act::store::UnknownEvidence> {
+        match crate::vision::thumbnail::face_thumbnail(crop) {
+            Ok(thumbnail) => Some(crate::act::store::UnknownEvidence {
+                thumbnail,
+                embedding,
+                model: self.engine.template_model(),
+                threshold,
+                quality,
+            }),
+            Err(e) => {
+                log::warn!("{camera}: unknown face not kept for the inbox: {e:#}");
+                None
+            }
+        }
+    }
+
     /// Detects, tracks and identifies one frame. `faces_on` is the number of faces last reported
     /// per camera; a change is reported as presence.
     fn process(&mut self, frame: &Frame, matcher: &Matcher, faces_on: &mut [u32]) -> Result<Vec<VisionOutput>> {
@@ -294,7 +323,7 @@ impl VisionStage {
                 self.decider.observe_liveness(&camera, tracked[i].track, s.score);
             }
         }
-        for (&(i, quality), embedding) in kept.iter().zip(embeddings) {
+        for (k, (&(i, quality), embedding)) in kept.iter().zip(embeddings).enumerate() {
             let fused = self.decider.fuse(&camera, tracked[i].track, embedding, quality);
             let identification = matcher.identify(&fused, &policy);
             log::debug!("{camera}: track {} {:?}", tracked[i].track, identification);
@@ -319,7 +348,10 @@ impl VisionStage {
                 .snapshots
                 .then(|| encode_jpeg(&face_crop(&frame.image, &boxes[i])))
                 .and_then(|r| r.map_err(|e| log::warn!("{camera}: cannot encode the face snapshot: {e}")).ok());
-            outputs.push(VisionOutput::Decision(CameraDecision { camera: frame.camera, decision, snapshot }));
+            let unknown = (self.unknown_inbox && decision.outcome == Outcome::Unknown)
+                .then(|| self.unknown_evidence(&camera, &crops[k], fused, policy.threshold, quality))
+                .flatten();
+            outputs.push(VisionOutput::Decision(CameraDecision { camera: frame.camera, decision, snapshot, unknown }));
         }
         Ok(outputs)
     }

@@ -30,6 +30,14 @@ pub struct WebConfig {
     pub max_upload_mb: u32,
     /// How long a login lasts without activity.
     pub session_minutes: u32,
+    /// Keep the faces of `unknown` decisions for the console's "Unknown faces" page. Off by
+    /// default: these are faces of people who did not consent.
+    pub unknown_inbox: bool,
+    /// Inbox faces older than this are erased (at start and periodically), whether or not the
+    /// inbox is still on.
+    pub unknown_retention_days: u32,
+    /// Most inbox faces kept; the oldest are dropped beyond it.
+    pub unknown_max_faces: u32,
 }
 
 impl Default for WebConfig {
@@ -45,6 +53,9 @@ impl Default for WebConfig {
             live_fps: 5.0,
             max_upload_mb: 16,
             session_minutes: 480,
+            unknown_inbox: false,
+            unknown_retention_days: 7,
+            unknown_max_faces: 2000,
         }
     }
 }
@@ -75,6 +86,12 @@ impl WebConfig {
         }
         if self.session_minutes == 0 || self.session_minutes > 7 * 24 * 60 {
             bail!("web.session_minutes must be between 1 and 10080 (got {})", self.session_minutes);
+        }
+        if !(1..=365).contains(&self.unknown_retention_days) {
+            bail!("web.unknown_retention_days must be between 1 and 365 days (got {})", self.unknown_retention_days);
+        }
+        if !(1..=100_000).contains(&self.unknown_max_faces) {
+            bail!("web.unknown_max_faces must be between 1 and 100000 faces (got {})", self.unknown_max_faces);
         }
         Ok(())
     }
@@ -121,5 +138,18 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("web.bind"));
         let c = WebConfig { cert: Some("c.pem".into()), ..WebConfig::default() };
         assert!(c.validate().unwrap_err().to_string().contains("web.key"));
+    }
+
+    #[test]
+    fn the_unknown_inbox_is_off_by_default_and_bounded() {
+        let c = WebConfig::default();
+        assert!(!c.unknown_inbox);
+        assert_eq!(c.unknown_retention_days, 7);
+        for days in [0, 366] {
+            let c = WebConfig { unknown_retention_days: days, ..WebConfig::default() };
+            assert!(c.validate().unwrap_err().to_string().contains("web.unknown_retention_days"), "{days}");
+        }
+        let c = WebConfig { unknown_max_faces: 0, ..WebConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("web.unknown_max_faces"));
     }
 }

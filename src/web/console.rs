@@ -75,6 +75,11 @@ impl Console {
         result
     }
 
+    /// The API itself, for console features in their own modules (the inbox).
+    pub(super) fn api(&mut self) -> &mut NodeApi {
+        &mut self.api
+    }
+
     pub fn rename(&mut self, actor: &Actor, who: &str, new_name: &str) -> Result<()> {
         self.api.rename(actor, who, new_name)?;
         Ok(())
@@ -106,10 +111,11 @@ impl Console {
         let n = |k: &str| r.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
         let name = r.get("name").and_then(|v| v.as_str()).unwrap_or(who);
         Ok(format!(
-            "erased {name}: {} template(s), {} event(s), {} undelivered MQTT event(s)",
+            "erased {name}: {} template(s), {} event(s), {} undelivered MQTT event(s), {} unknown face(s)",
             n("templates"),
             n("events"),
-            n("outbox")
+            n("outbox"),
+            n("unknown_faces")
         ))
     }
 

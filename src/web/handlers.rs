@@ -61,11 +61,11 @@ impl WebState {
         })
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(super) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn console(&self) -> std::sync::MutexGuard<'_, Console> {
+    pub(super) fn console(&self) -> std::sync::MutexGuard<'_, Console> {
         self.console.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -98,6 +98,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/events", get(events_page))
         .route("/health", get(health_page))
         .route("/doors/:door/test", post(test_door))
+        .merge(super::inbox::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -125,12 +126,12 @@ pub struct Admin {
 }
 
 impl Admin {
-    fn actor(&self) -> Actor {
+    pub(super) fn actor(&self) -> Actor {
         web_actor(&self.session.admin)
     }
 
     /// Refuses a POST whose CSRF token is missing or wrong (nothing is changed).
-    fn check_csrf(&self, token: &str) -> Result<(), Response> {
+    pub(super) fn check_csrf(&self, token: &str) -> Result<(), Response> {
         if auth::same_token(token, &self.session.csrf) {
             Ok(())
         } else {
@@ -168,16 +169,16 @@ impl FromRequestParts<Arc<WebState>> for Admin {
 }
 
 /// A page with an error message, answered with `status`.
-fn error_page(admin: Option<&Admin>, status: StatusCode, message: &str) -> Response {
+pub(super) fn error_page(admin: Option<&Admin>, status: StatusCode, message: &str) -> Response {
     (status, pages::message(admin.map(|a| &a.session), "Problem", message)).into_response()
 }
 
-fn bad_request(admin: &Admin, e: impl std::fmt::Display) -> Response {
+pub(super) fn bad_request(admin: &Admin, e: impl std::fmt::Display) -> Response {
     error_page(Some(admin), StatusCode::BAD_REQUEST, &e.to_string())
 }
 
 /// A refused or failed console call: the API's refusals keep their meaning (403, 429).
-fn refused(admin: &Admin, e: anyhow::Error) -> Response {
+pub(super) fn refused(admin: &Admin, e: anyhow::Error) -> Response {
     let status = match e.downcast_ref::<ApiError>().map(|a| a.kind) {
         Some(ErrorKind::Forbidden) => StatusCode::FORBIDDEN,
         Some(ErrorKind::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
@@ -186,7 +187,7 @@ fn refused(admin: &Admin, e: anyhow::Error) -> Response {
     error_page(Some(admin), status, &format!("{e:#}"))
 }
 
-fn internal(admin: Option<&Admin>, e: anyhow::Error) -> Response {
+pub(super) fn internal(admin: Option<&Admin>, e: anyhow::Error) -> Response {
     log::error!("web: {e:#}");
     error_page(admin, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))
 }

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod console;
 #[cfg(feature = "web")]
 mod handlers;
+#[cfg(feature = "web")]
+mod inbox;
 pub mod live;
 #[cfg(feature = "web")]
 mod pages;

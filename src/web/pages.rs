@@ -26,7 +26,8 @@ input,select,button{font:inherit;padding:.35em .5em;margin:.15em 0}button{cursor
 .cam img{width:100%;display:block;background:#000;min-height:120px}.cam canvas{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
 .side{flex:1 1 260px}.granted{color:#0a7a32}.denied,.alert,.unknown{color:#b3261e}
 form.inline{display:inline}.row{display:flex;flex-wrap:wrap;gap:.5em;align-items:end}
-.bar{fill:#3b7dd8}svg text{font-size:10px;fill:#444}
+.bar{fill:#3b7dd8}.faces{display:flex;flex-wrap:wrap;gap:.3em}.faces img{width:72px;height:72px;border-radius:4px;background:#ccc}
+svg text{font-size:10px;fill:#444}
 "#;
 
 pub const JS: &str = r#"
@@ -52,7 +53,7 @@ pub fn local_time(tz: &TimeZone, t: jiff::Timestamp) -> String {
     t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn layout(session: Option<&Session>, title: &str, body: Markup) -> Html<String> {
+pub(super) fn layout(session: Option<&Session>, title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -68,7 +69,7 @@ fn layout(session: Option<&Session>, title: &str, body: Markup) -> Html<String> 
                     header {
                         b { "facegate" }
                         @if let Some(s) = session {
-                            a href="/" { "Live" } a href="/people" { "People" } a href="/attendance" { "Attendance" }
+                            a href="/" { "Live" } a href="/people" { "People" } a href="/unknown" { "Unknown faces" } a href="/attendance" { "Attendance" }
                             a href="/events" { "Events" } a href="/health" { "Health" }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
@@ -84,7 +85,7 @@ fn layout(session: Option<&Session>, title: &str, body: Markup) -> Html<String> 
     )
 }
 
-fn csrf(s: &Session) -> Markup {
+pub(super) fn csrf(s: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
 }
 

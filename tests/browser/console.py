@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The web console in a real headless Chromium (Debian's chromium + chromium-driver, driven by
 python3-selenium) against `facegate run` on the demo clip: log in, see the live view render a
-frame with a box drawn, enroll a person from an uploaded photo, download the attendance CSV and
+frame with a box drawn, enroll a person from an uploaded photo, label the clip's stranger from
+the "Unknown faces" inbox as a new person and see them appear, download the attendance CSV and
 compare it with the CLI's. Screenshots of every page go to target/web-screenshots/.
 
 Usage: tests/browser/console.py [path/to/facegate]   (default: target/release/facegate)
@@ -62,6 +63,8 @@ pulse_ms = 500
 enabled = true
 bind = "127.0.0.1:0"
 tls = false
+# The clip's stranger (never enrolled) gives unknown decisions, kept here for the inbox page.
+unknown_inbox = true
 """)
     env = dict(os.environ, RUST_LOG="info")
     subprocess.run([BIN, "--config", config, "admin", "add", "office"], input=PASSWORD + "\n", text=True,
@@ -147,6 +150,27 @@ tls = false
         driver.get(url + "/people")
         assert "Browser Person" in driver.page_source
         shot("people")
+
+        # The unknown-faces inbox: the stranger's visits appear as a group with thumbnails.
+        def inbox_group(d):
+            d.get(url + "/unknown")
+            return d.find_elements(By.CSS_SELECTOR, "div.group .faces img")
+        wait.until(inbox_group)
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.faces img')].every(i => i.complete && i.naturalWidth > 0);"))
+        assert "Stranger #" in driver.page_source, driver.page_source
+        shot("unknown")
+        group = driver.find_element(By.CSS_SELECTOR, "div.group")
+        group.find_element(By.CSS_SELECTOR, "form.new input[name='name']").send_keys("Inbox Stranger")
+        group.find_element(By.CSS_SELECTOR, "form.new button").click()
+        wait.until(lambda d: "/people/" in d.current_url or "Problem" in d.page_source)
+        assert "/people/" in driver.current_url, "labelling was refused: " + driver.page_source
+        assert "Inbox Stranger" in driver.page_source, driver.page_source
+        assert "Templates (0)" not in driver.page_source, "the labelled faces became templates"
+        shot("unknown-labelled")
+        driver.get(url + "/people")
+        assert "Inbox Stranger" in driver.page_source
+        print("inbox: labelled an unknown face as a new person")
 
         # Wait for at least one granted pass so the CSV has rows, then compare with the CLI's.
         wait.until(lambda d: d.execute_async_script(

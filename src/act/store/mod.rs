@@ -13,6 +13,7 @@ mod outbox;
 mod people;
 mod schema;
 mod templates;
+mod unknown;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub use keys::{KeyRecord, MAX_NONCES_PER_KEY, NonceUse};
 pub use people::{ForgetReport, PersonRecord, check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;
 pub use templates::{LearntTemplate, NewTemplate};
+pub use unknown::{UnknownAdded, UnknownEvidence, UnknownFace, UnknownGroup, UnknownSample};
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

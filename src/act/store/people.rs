@@ -41,6 +41,8 @@ pub struct ForgetReport {
     pub templates: u64,
     pub events: u64,
     pub outbox: u64,
+    /// Faces in the unknown-faces inbox that matched the person's templates.
+    pub unknown_faces: u64,
 }
 
 const SELECT_PERSON: &str = "SELECT p.id, p.name, p.role, p.schedule, p.doors, p.created, \
@@ -191,6 +193,10 @@ impl Store {
         tx.execute(&format!("DELETE FROM events WHERE {events_where}"), params![id, name])?;
         tx.execute("DELETE FROM outbox WHERE person_id = ?1", params![id])?;
         meta_add(&tx, "outbox_forgotten", outbox)?;
+        let unknown_faces = match id {
+            Some(id) => super::unknown::erase_matching(&tx, id)?,
+            None => 0,
+        };
         if let Some(id) = id {
             tx.execute("DELETE FROM people WHERE id = ?1", [id])?;
             meta_add(&tx, "changes", 1)?;
@@ -214,7 +220,7 @@ impl Store {
                 self.path.display()
             );
         }
-        Ok(ForgetReport { name, person: id.is_some(), templates, events, outbox })
+        Ok(ForgetReport { name, person: id.is_some(), templates, events, outbox, unknown_faces })
     }
 }
 
@@ -356,7 +362,10 @@ mod tests {
         .unwrap();
 
         let report = s.forget("ann").unwrap();
-        assert_eq!(report, ForgetReport { name: "Ann".into(), person: true, templates: 2, events: 2, outbox: 3 });
+        assert_eq!(
+            report,
+            ForgetReport { name: "Ann".into(), person: true, templates: 2, events: 2, outbox: 3, unknown_faces: 0 }
+        );
         assert!(s.find_person("Ann").unwrap().is_none());
         assert_eq!(s.find_person("Bob").unwrap().unwrap().templates, 1);
         let left = s.events(None, None, 10).unwrap();

@@ -126,6 +126,26 @@ const MIGRATIONS: &[&str] = &[
         updated  TEXT NOT NULL
     );
     ",
+    // inbox (issue 12): the unknown-faces inbox, kept only with `[web] unknown_inbox = true`:
+    // a bounded thumbnail and the decision's embedding per face, grouped by similarity.
+    "
+    CREATE TABLE unknown_faces (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id  INTEGER NOT NULL,
+        at_ms     INTEGER NOT NULL,
+        at        TEXT NOT NULL,
+        camera    TEXT NOT NULL,
+        thumbnail BLOB NOT NULL CHECK (length(thumbnail) BETWEEN 1 AND 65536),
+        embedding BLOB NOT NULL,
+        dim       INTEGER NOT NULL CHECK (dim > 0 AND length(embedding) = 4 * dim),
+        model_id  TEXT NOT NULL,
+        threshold REAL NOT NULL,
+        quality   REAL NOT NULL
+    );
+    CREATE INDEX unknown_faces_group ON unknown_faces(group_id, id);
+    CREATE INDEX unknown_faces_at ON unknown_faces(at_ms);
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('unknown_dropped', 0), ('unknown_expired', 0);
+    ",
 ];
 
 /// The schema version this build writes.

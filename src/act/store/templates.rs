@@ -32,11 +32,11 @@ pub enum LearntTemplate {
     NoSuchPerson,
 }
 
-fn to_blob(embedding: &[f32]) -> Vec<u8> {
+pub(super) fn to_blob(embedding: &[f32]) -> Vec<u8> {
     embedding.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn from_blob(blob: &[u8]) -> Embedding {
+pub(super) fn from_blob(blob: &[u8]) -> Embedding {
     blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
