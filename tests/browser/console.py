@@ -152,10 +152,16 @@ unknown_inbox = true
         shot("people")
 
         # The unknown-faces inbox: the stranger's visits appear as a group with thumbnails.
-        def inbox_group(d):
+        # The clip loops, so the stranger comes back: wait for a second visit, which should join
+        # the first one's group (grouped by embedding similarity).
+        def inbox_visits(d):
             d.get(url + "/unknown")
-            return d.find_elements(By.CSS_SELECTOR, "div.group .faces img")
-        wait.until(inbox_group)
+            return len(d.find_elements(By.CSS_SELECTOR, "div.group .faces img")) >= 2
+        WebDriverWait(driver, 120).until(inbox_visits)
+        groups = driver.find_elements(By.CSS_SELECTOR, "div.group")
+        faces = driver.find_elements(By.CSS_SELECTOR, "div.group .faces img")
+        print(f"inbox: {len(faces)} face(s) in {len(groups)} group(s)")
+        assert len(groups) < len(faces), "the stranger's visits were not grouped: " + driver.page_source
         wait.until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('.faces img')].every(i => i.complete && i.naturalWidth > 0);"))
         assert "Stranger #" in driver.page_source, driver.page_source
