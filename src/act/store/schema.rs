@@ -126,6 +126,10 @@ const MIGRATIONS: &[&str] = &[
         updated  TEXT NOT NULL
     );
     ",
+    // live2 (issue 10): the liveness score of a spoof denial, in the access log beside similarity.
+    "
+    ALTER TABLE events ADD COLUMN liveness REAL;
+    ",
 ];
 
 /// The schema version this build writes.
