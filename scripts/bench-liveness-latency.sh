@@ -23,7 +23,7 @@ for i in $(seq "$rounds"); do
     [ "$mode" = off ] && cfg=$off
     rm -f .demo/bench-liveness-latency.db*
     "$bin" --config "$cfg" run --duration "$seconds" --json 2>/dev/null | tail -1 >"$work/$mode.$i.json"
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]; print(f"round {sys.argv[2]} {sys.argv[3]:7s}: {l[\"count\"]} pulses, latency p50 {l[\"p50\"]:.1f} ms p95 {l[\"p95\"]:.1f} ms; vision {d[\"inference_ms\"][\"p50\"]:.1f} ms/frame; granted {d[\"granted\"]} denied {d[\"denied\"]}")' \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]; print("round %s %-7s: %d pulses, latency p50 %.1f ms p95 %.1f ms; vision %.1f ms/frame; granted %d denied %d" % (sys.argv[2], sys.argv[3], l["count"], l["p50"], l["p95"], d["inference_ms"]["p50"], d["granted"], d["denied"]))' \
       "$work/$mode.$i.json" "$i" "$mode"
   done
 done
