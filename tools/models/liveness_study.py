@@ -136,16 +136,6 @@ def candidates(models, extra):
             s = float(os.environ.get("EXPO_SCALE", "1.0"))
             prep = lambda rgb, box, s=s: crop(rgb, box, s, 1.0, 1.0, 256, square=True) / 255.0
             out.append(TfliteCandidate("expo", path, prep, None))
-        elif name.startswith("fas_expo"):
-            s = float(os.environ.get("EXPO_SCALE", "1.0"))
-            layout = os.environ.get("EXPO_LAYOUT", "nhwc")
-
-            def prep(rgb, box, s=s, layout=layout):
-                c = crop(rgb, box, s, 1.0, 1.0, 256, square=True) / 255.0
-                return c.transpose(2, 0, 1).copy() if layout == "nchw" else c
-
-            # leaf score: sum |pred| * mask, live when < 0.2; reported raw (lower = live)
-            out.append(Candidate(name, path, prep, lambda o: float(np.sum(np.abs(o[0][0]) * o[1][0]))))
     return out
 
 
