@@ -164,6 +164,8 @@ pulse_ms = 200
     for (_, e) in &events {
         assert_eq!(e.kind, EventKind::Denied, "{e:?}");
         assert_eq!(e.reason.as_deref(), Some("spoof_suspected"), "{e:?}");
+        // The failed score is in the event row too, not only in the MQTT event.
+        assert!(e.liveness.is_some_and(|s| (0.0..0.915).contains(&s)), "{e:?}");
     }
     let out = facegate().arg("--db").arg(&db).args(["attendance", "--csv"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("amy"), "no attendance for a spoof");

@@ -373,6 +373,7 @@ fn granted(at: &str, id: i64, name: &str) -> AccessEvent {
         votes: 3,
         window: 5,
         bbox: None,
+        liveness: None,
     }
 }
 

@@ -417,7 +417,7 @@ fn print_table(r: &BenchReport) {
          runs per frame; rows = pyramid levels, R-Net and O-Net candidates, faces embedded)"
     );
     match r.liveness_ms_per_face {
-        Some(ms) => println!("liveness (both models, crop + run) per face: {ms:.2} ms"),
+        Some(ms) => println!("liveness (every liveness model and view, crop + run) per face: {ms:.2} ms"),
         None => println!("liveness: no liveness model in the manifest (or no face in the one-face frame)"),
     }
 }

@@ -97,7 +97,7 @@ pub fn run(config: &Config, args: LivenessArgs) -> Result<i32> {
         } else if let Some(error) = &result.error {
             eprintln!("{}: error: {error}", result.image);
         } else {
-            println!("{}: {} face(s), threshold {:.2}", result.image, result.faces.len(), threshold);
+            println!("{}: {} face(s), threshold {:.3}", result.image, result.faces.len(), threshold);
             for (i, f) in result.faces.iter().enumerate() {
                 let b = &f.bbox;
                 println!(

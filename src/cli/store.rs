@@ -281,5 +281,6 @@ pub fn torture_event(tag: &str, i: u64) -> AccessEvent {
         votes: (i % 7) as u32,
         window: 7,
         bbox: None,
+        liveness: None,
     }
 }

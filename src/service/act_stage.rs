@@ -336,6 +336,7 @@ impl ActStage {
             votes: d.votes as u32,
             window: d.window as u32,
             bbox: Some(d.bbox),
+            liveness: liveness_of(d),
         };
         if let Outcome::SpoofSuspected { person, similarity, .. } = &d.outcome {
             // Never opens, whoever the face resembles; the person is named when known.

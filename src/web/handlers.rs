@@ -343,6 +343,7 @@ async fn decisions(State(state): St, _admin: Admin) -> Response {
                     serde_json::json!({
                         "id": id, "at": pages::local_time(&state.tz, e.at), "camera": e.camera, "kind": e.kind.as_str(),
                         "person": e.person_name, "similarity": e.similarity, "reason": e.reason,
+                        "liveness": e.liveness,
                     })
                 })
                 .collect();

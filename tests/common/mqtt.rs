@@ -278,6 +278,7 @@ pub fn recorded(b: &EventBuilder, i: u32, person: i64) -> (AccessEvent, Vec<Outb
         votes: i,
         window: 5,
         bbox: None,
+        liveness: None,
     };
     (row, vec![b.decision(&info, at), b.last_seen(&seen, at)])
 }

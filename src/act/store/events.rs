@@ -80,6 +80,9 @@ pub struct AccessEvent {
     pub votes: u32,
     pub window: u32,
     pub bbox: Option<BBox>,
+    /// The liveness score that failed a `spoof_suspected` denial (0-1), kept with the row so the
+    /// access log shows why a face that matched was refused; `None` otherwise.
+    pub liveness: Option<f32>,
 }
 
 /// One person's attendance on one local day.
@@ -104,8 +107,7 @@ pub struct EventFilter {
     pub to: Option<Timestamp>,
 }
 
-const EVENT_COLUMNS: &str =
-    "id, at_ms, camera, door, person_id, person_name, kind, reason, similarity, margin, votes, vote_window, bbox";
+const EVENT_COLUMNS: &str = "id, at_ms, camera, door, person_id, person_name, kind, reason, similarity, margin, votes, vote_window, bbox, liveness";
 
 fn event_from_row(row: &Row<'_>) -> Result<(i64, AccessEvent)> {
     let id: i64 = row.get(0)?;
@@ -129,6 +131,7 @@ fn event_from_row(row: &Row<'_>) -> Result<(i64, AccessEvent)> {
         votes: row.get(10)?,
         window: row.get(11)?,
         bbox,
+        liveness: row.get::<_, Option<f64>>(13)?.map(|v| v as f32),
     };
     Ok((id, event))
 }
@@ -143,8 +146,8 @@ impl Store {
         let tx = write(&mut self.conn, &self.path)?;
         tx.execute(
             "INSERT INTO events (at_ms, at, camera, door, person_id, person_name, kind, reason, similarity, margin, \
-             votes, vote_window, bbox) \
-             VALUES (?1, ?2, ?3, ?4, (SELECT id FROM people WHERE id = ?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             votes, vote_window, bbox, liveness) \
+             VALUES (?1, ?2, ?3, ?4, (SELECT id FROM people WHERE id = ?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 event.at.as_millisecond(),
                 format!("{:.3}", event.at),
@@ -158,7 +161,8 @@ impl Store {
                 event.margin.map(f64::from),
                 event.votes,
                 event.window,
-                bbox
+                bbox,
+                event.liveness.filter(|v| v.is_finite()).map(|v| f64::from(v.clamp(0.0, 1.0)))
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -259,6 +263,7 @@ mod tests {
             votes: 3,
             window: 5,
             bbox: Some(BBox { x1: 1.0, y1: 2.0, x2: 30.5, y2: 40.0, score: 0.99 }),
+            liveness: None,
         }
     }
 
@@ -268,6 +273,29 @@ mod tests {
             assert_eq!(k.to_string().parse::<EventKind>().unwrap(), k);
         }
         assert!("maybe".parse::<EventKind>().unwrap_err().to_string().contains("granted"));
+    }
+
+    #[test]
+    fn a_spoof_denial_keeps_its_liveness_score_in_the_row_and_the_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        let mut spoof = event("2026-03-02T08:00:00Z", None, EventKind::Denied);
+        spoof.reason = Some("spoof_suspected".into());
+        spoof.liveness = Some(0.125);
+        let id = s.record_event(&spoof, &[]).unwrap();
+        let stored = s.event(id).unwrap().unwrap();
+        assert_eq!(stored.liveness, Some(0.125));
+        let json = serde_json::to_value(&stored).unwrap();
+        assert_eq!(json["liveness"], serde_json::json!(0.125));
+        let recent = s.recent_events(&EventFilter::default(), 5).unwrap();
+        assert_eq!(recent[0].1.liveness, Some(0.125));
+        // Out-of-range or NaN scores never make the row fail (the door's decision must be logged).
+        spoof.liveness = Some(1.5);
+        let id = s.record_event(&spoof, &[]).unwrap();
+        assert_eq!(s.event(id).unwrap().unwrap().liveness, Some(1.0));
+        spoof.liveness = Some(f32::NAN);
+        let id = s.record_event(&spoof, &[]).unwrap();
+        assert_eq!(s.event(id).unwrap().unwrap().liveness, None);
     }
 
     #[test]

@@ -343,6 +343,7 @@ mod tests {
             votes: 3,
             window: 5,
             bbox: None,
+            liveness: None,
         };
         let out = |id: &str, topic: &str| OutboxEvent {
             event_id: id.into(),

@@ -146,6 +146,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX unknown_faces_at ON unknown_faces(at_ms);
     INSERT OR IGNORE INTO meta (key, value) VALUES ('unknown_dropped', 0), ('unknown_expired', 0);
     ",
+    // live2 (issue 10): the liveness score of a spoof denial, in the access log beside similarity.
+    "
+    ALTER TABLE events ADD COLUMN liveness REAL;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -2,8 +2,8 @@
 //! person, or a printed photo or a screen held up to it?
 //!
 //! Each model in the manifest with role `liveness` gets its own crop of the frame around the
-//! MTCNN box ([`crop`]) and returns a "real" probability; the face's score is the mean of the
-//! models' probabilities (the MiniFASNet reference fuses its two models the same way). A score
+//! MTCNN box ([`crop`]) and returns a "real" probability (with `mirror`, the lower of the crop's
+//! and its mirror image's); the face's score is the mean over the models. A score
 //! below the threshold means "spoof suspected". Scores are per frame; voting over a track's
 //! frames is the decider's job.
 
@@ -72,7 +72,7 @@ pub struct Liveness {
 /// The face's fused score and whether it passes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LivenessScore {
-    /// Mean "real" probability over the models (0-1).
+    /// Mean over the models of each model's "real" probability (0-1).
     pub score: f32,
     pub live: bool,
 }
@@ -136,23 +136,36 @@ impl Liveness {
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
+        let n = boxes.len();
         for model in &mut self.models {
             let side = model.crop.size as usize;
-            let mut tensor = Array4::<f32>::zeros((boxes.len(), 3, side, side));
-            let mut ok = vec![true; boxes.len()];
-            for (n, bbox) in boxes.iter().enumerate() {
-                let mut slot = tensor.index_axis_mut(ndarray::Axis(0), n);
+            // Views: the crops, then (with `mirror`) the same crops mirrored, in one batch.
+            let views = if model.crop.mirror { 2 } else { 1 };
+            let mut tensor = Array4::<f32>::zeros((n * views, 3, side, side));
+            let mut ok = vec![true; n];
+            for (i, bbox) in boxes.iter().enumerate() {
+                let mut slot = tensor.index_axis_mut(ndarray::Axis(0), i);
                 let out = slot.as_slice_mut().context("liveness input tensor is not contiguous")?;
-                ok[n] = crop::crop_chw(image, bbox, &model.crop, out).is_some();
+                ok[i] = crop::crop_chw(image, bbox, &model.crop, out).is_some();
+            }
+            if views == 2 {
+                let (plain, mut mirrored) = tensor.view_mut().split_at(ndarray::Axis(0), n);
+                for (src, mut dst) in plain.outer_iter().zip(mirrored.outer_iter_mut()) {
+                    let (Some(src), Some(dst)) = (src.as_slice(), dst.as_slice_mut()) else {
+                        bail!("liveness input tensor is not contiguous");
+                    };
+                    crop::mirror_chw(src, side, dst);
+                }
             }
             let output = model.net.run(tensor.view())?.remove(0);
             let shape = output.shape().to_vec();
-            if shape.len() != 2 || shape[0] != boxes.len() || shape[1] <= model.real_class {
+            if shape.len() != 2 || shape[0] != n * views || shape[1] <= model.real_class {
                 bail!("liveness model {} returned shape {shape:?}; restore the models folder", model.id);
             }
-            for (n, sum) in sums.iter_mut().enumerate() {
-                if ok[n] {
-                    *sum += output[[n, model.real_class]];
+            for (i, sum) in sums.iter_mut().enumerate() {
+                if ok[i] {
+                    let real = (0..views).map(|v| output[[v * n + i, model.real_class]]).fold(f32::INFINITY, f32::min);
+                    *sum += real;
                 }
             }
         }
