@@ -74,3 +74,19 @@ impl ServiceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vision_workers_are_bounded_and_named_when_refused() {
+        assert!(ServiceConfig::default().validate().is_ok());
+        assert_eq!(ServiceConfig::default().vision_workers, 1);
+        for bad in [0, 17] {
+            let err = ServiceConfig { vision_workers: bad, ..ServiceConfig::default() }.validate().unwrap_err();
+            assert!(err.to_string().contains("service.vision_workers"), "{err}");
+        }
+        assert!(ServiceConfig { vision_workers: 2, ..ServiceConfig::default() }.validate().is_ok());
+    }
+}

@@ -417,6 +417,8 @@ mod tests {
         assert_eq!(p.plan(0, &img, 40.0), Plan::Full);
         let bad = RoiParams { full_every: 0, ..RoiParams::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("detector.roi.full_every"));
+        let bad = RoiParams { full_every: 10, still_full_every: 5, ..RoiParams::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("detector.roi.still_full_every"));
         assert!(RoiParams::default().validate().is_ok());
     }
 }
