@@ -52,6 +52,52 @@ fn the_demo_grants_the_live_person_and_refuses_her_face_on_a_tablet() {
 }
 
 #[test]
+fn two_vision_workers_each_decide_their_own_camera() {
+    // `service.vision_workers = 2`: each worker has its own models and every second camera. The
+    // same clip on two cameras must be decided on both (a camera's frames never reach the other
+    // worker's tracks), and the tablet refused on both.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("two.db");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let clip = format!("{root}/tests/fixtures/clips/liveness.mjpeg");
+    let config = dir.path().join("two.toml");
+    let camera = |name: &str, door: &str| {
+        format!(
+            "[[camera]]\nname = \"{name}\"\ndoor = \"{door}\"\n\
+             source = {{ kind = \"replay\", path = \"{clip}\", fps = 15.0, looping = false }}\n\
+             [[door]]\nname = \"{door}\"\nrelay = {{ driver = \"dry_run\" }}\npulse_ms = 200\n"
+        )
+    };
+    let text = format!(
+        "[service]\nenroll_dir = \"{root}/tests/fixtures/liveness/people\"\nstop_when_cameras_end = true\n\
+         vision_workers = 2\n[store]\npath = \"{}\"\n[detector]\nmin_face = 40.0\n[liveness]\nmode = \"passive\"\n\
+         [decide]\nwindow = 5\nneeded = 3\ncooldown_ms = 5000\n{}{}",
+        db.display(),
+        camera("a", "front"),
+        camera("b", "back")
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = facegate().arg("--config").arg(&config).args(["run", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run failed: {stderr}");
+    assert!(stderr.contains("vision: 2 workers"), "no second worker in the log: {stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cameras"][0]["frames"], 170, "{summary}");
+    assert_eq!(summary["cameras"][1]["frames"], 170, "{summary}");
+    let events = Store::open(&db).unwrap().events(None, None, 100).unwrap();
+    for camera in ["a", "b"] {
+        let on: Vec<_> = events.iter().map(|(_, e)| e).filter(|e| e.camera == camera).collect();
+        assert!(
+            on.iter().any(|e| e.kind == EventKind::Denied && e.reason.as_deref() == Some("spoof_suspected")),
+            "the tablet on camera {camera} must be refused: {events:?}"
+        );
+        for e in &on {
+            assert!(e.kind != EventKind::Granted || e.person_name.as_deref() == Some("amy"), "{e:?}");
+        }
+    }
+}
+
+#[test]
 fn kill_9_during_runs_leaves_an_intact_database_with_every_logged_decision() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("killed.db");

@@ -126,20 +126,32 @@ impl FrameHub {
             inner.next_ticket += 1;
         }
         drop(inner);
-        self.ready.notify_one();
+        // Every waiter: with several vision workers, each waits for its own cameras only.
+        self.ready.notify_all();
     }
 
     /// Takes the newest frame of the camera that has waited longest, waiting up to `timeout`.
     /// `None` after a timeout, after [`close`](Self::close), or at once when every source has
     /// ended and no frame is left.
     pub fn next(&self, timeout: Duration) -> Option<Frame> {
+        self.next_of(|_| true, timeout)
+    }
+
+    /// [`next`](Self::next) among the cameras (indices) `mine` accepts: a vision worker's share.
+    pub fn next_of(&self, mine: impl Fn(usize) -> bool, timeout: Duration) -> Option<Frame> {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
             if inner.closed {
                 return None;
             }
-            let oldest = inner.slots.iter_mut().filter(|s| s.frame.is_some()).min_by_key(|s| s.ticket);
+            let oldest = inner
+                .slots
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, s)| mine(*i) && s.frame.is_some())
+                .map(|(_, s)| s)
+                .min_by_key(|s| s.ticket);
             if let Some(slot) = oldest {
                 return slot.frame.take();
             }
@@ -307,6 +319,29 @@ mod tests {
         hub.publish(frame(0, 8));
         assert_eq!(hub.next(NOW), None, "a closed hub hands out nothing");
         assert!(hub.is_closed());
+    }
+
+    #[test]
+    fn workers_take_only_their_own_cameras() {
+        let hub = Arc::new(FrameHub::new(["a", "b", "c"]));
+        hub.publish(frame(0, 1));
+        hub.publish(frame(1, 2));
+        hub.publish(frame(2, 3));
+        let odd = |c: usize| c % 2 == 1;
+        assert_eq!(hub.next_of(odd, NOW).map(|f| f.camera), Some(1));
+        assert_eq!(hub.next_of(odd, NOW), None, "cameras 0 and 2 are another worker's");
+        assert_eq!(hub.next_of(|c| c % 2 == 0, NOW).map(|f| f.camera), Some(0));
+        // A worker waiting for its camera is woken by that camera's frame even while another
+        // worker waits too (publish wakes every waiter).
+        let waiter = |want: usize| {
+            let hub = hub.clone();
+            std::thread::spawn(move || hub.next_of(move |c| c == want, Duration::from_secs(30)).map(|f| f.seq))
+        };
+        let (w0, w1) = (waiter(0), waiter(1));
+        hub.publish(frame(1, 5));
+        hub.publish(frame(0, 4));
+        assert_eq!((w0.join().unwrap(), w1.join().unwrap()), (Some(4), Some(5)));
+        assert_eq!(hub.next(NOW).map(|f| f.camera), Some(2));
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct ServiceConfig {
     pub gallery_refresh_s: f64,
     /// Decisions waiting for the store and the door before vision waits (bounded, never grows).
     pub decision_queue: usize,
+    /// Vision threads, each with its own models, taking every n-th camera (a camera always goes
+    /// to the same worker, so its tracks and votes stay in one place). 2 on a 2-core board with
+    /// several cameras puts the second core to work; 1 (default) for a single camera.
+    pub vision_workers: usize,
 }
 
 impl Default for ServiceConfig {
@@ -33,6 +37,7 @@ impl Default for ServiceConfig {
             timezone: None,
             gallery_refresh_s: 2.0,
             decision_queue: 64,
+            vision_workers: 1,
         }
     }
 }
@@ -52,6 +57,12 @@ impl ServiceConfig {
         if self.decision_queue == 0 || self.decision_queue > 10_000 {
             bail!("service.decision_queue must be between 1 and 10000 (got {})", self.decision_queue);
         }
+        if !(1..=16).contains(&self.vision_workers) {
+            bail!(
+                "service.vision_workers must be between 1 and 16 (got {}); one per CPU core is the most that pays",
+                self.vision_workers
+            );
+        }
         Ok(())
     }
 
@@ -59,5 +70,21 @@ impl ServiceConfig {
     /// CLI's attendance alike.
     pub fn time_zone(&self) -> Result<jiff::tz::TimeZone> {
         crate::decide::policy::site_time_zone(self.timezone.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vision_workers_are_bounded_and_named_when_refused() {
+        assert!(ServiceConfig::default().validate().is_ok());
+        assert_eq!(ServiceConfig::default().vision_workers, 1);
+        for bad in [0, 17] {
+            let err = ServiceConfig { vision_workers: bad, ..ServiceConfig::default() }.validate().unwrap_err();
+            assert!(err.to_string().contains("service.vision_workers"), "{err}");
+        }
+        assert!(ServiceConfig { vision_workers: 2, ..ServiceConfig::default() }.validate().is_ok());
     }
 }

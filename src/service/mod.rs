@@ -258,35 +258,49 @@ fn run_pipeline(
     let hub = Arc::new(FrameHub::for_cameras(&config.cameras));
     let mut cameras = spawn_cameras(&config.cameras, Arc::clone(&clock), Arc::clone(&hub))?;
     let (decision_tx, decision_rx) = std::sync::mpsc::sync_channel(config.service.decision_queue);
-    let vision_beat = Heartbeat::new(Arc::clone(&clock));
+    // One engine (models) per vision worker; the first is the one that enrolled above.
+    let workers = config.service.vision_workers.clamp(1, config.cameras.len());
+    let mut engines = vec![engine];
+    for _ in 1..workers {
+        engines.push(Engine::open(config)?);
+    }
+    if workers > 1 {
+        log::info!("vision: {workers} workers, each with its own models, cameras split between them");
+    }
+    let vision_beats: Vec<Heartbeat> = (0..workers).map(|_| Heartbeat::new(Arc::clone(&clock))).collect();
     let act_beat = Heartbeat::new(Arc::clone(&clock));
 
     let snapshot_requests = Arc::new(vision_stage::SnapshotRequests::default());
     let live = config.web.enabled.then(|| crate::web::live::LiveFeed::start(config.cameras.len(), config.web.live_fps));
-    let liveness_threshold = engine.liveness.as_ref().map(|l| l.threshold());
+    let liveness_threshold = engines[0].liveness.as_ref().map(|l| l.threshold());
     match liveness_threshold {
         Some(t) => log::info!("liveness: passive check on, threshold {t:.3}"),
         None => log::warn!("liveness: off; a photo or a screen of an enrolled person is treated like the person"),
     }
-    let vision = VisionStage {
-        engine,
-        store: Store::open_config(&config.store)?,
-        decider: vision_stage::decider_for(&config.decide, &config.cameras)?.with_liveness(liveness_threshold),
-        tuning: config.cameras.iter().map(|c| c.tuning).collect(),
-        default_min_face: config.detector.min_face,
-        auto_update: config.matching.auto_update.then_some(config.matching.auto_update_rules),
-        camera_names: config.cameras.iter().map(|c| c.name.clone()).collect(),
-        hub: Arc::clone(&hub),
-        doors: doors.values().cloned().collect(),
-        out: decision_tx,
-        stats: Arc::clone(&stats),
-        heartbeat: vision_beat.clone(),
-        refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
-        snapshots: config.mqtt.snapshots,
-        snapshot_requests: Arc::clone(&snapshot_requests),
-        live: live.clone(),
-        unknown_inbox: config.web.unknown_inbox,
-    };
+    let mut visions = Vec::new();
+    for (index, engine) in engines.into_iter().enumerate() {
+        visions.push(VisionStage {
+            engine,
+            store: Store::open_config(&config.store)?,
+            decider: vision_stage::decider_for(&config.decide, &config.cameras)?.with_liveness(liveness_threshold),
+            tuning: config.cameras.iter().map(|c| c.tuning).collect(),
+            default_min_face: config.detector.min_face,
+            auto_update: config.matching.auto_update.then_some(config.matching.auto_update_rules),
+            camera_names: config.cameras.iter().map(|c| c.name.clone()).collect(),
+            hub: Arc::clone(&hub),
+            doors: doors.values().cloned().collect(),
+            out: decision_tx.clone(),
+            stats: Arc::clone(&stats),
+            heartbeat: vision_beats[index].clone(),
+            refresh_every: Duration::from_secs_f64(config.service.gallery_refresh_s),
+            snapshots: config.mqtt.snapshots,
+            snapshot_requests: Arc::clone(&snapshot_requests),
+            live: live.clone(),
+            unknown_inbox: config.web.unknown_inbox,
+            share: vision_stage::WorkerShare { index, count: workers },
+        });
+    }
+    drop(decision_tx);
     let node = config.mqtt.node();
     let door_events = doors.values().map(|d| d.events()).collect();
     let mqtt = if config.mqtt.enabled {
@@ -341,10 +355,12 @@ fn run_pipeline(
         &snapshot_requests,
     )?;
     let vision_stop = Arc::new(AtomicBool::new(false));
-    let vision_thread = spawn("vision", {
+    let mut vision_threads = Vec::new();
+    for (index, vision) in visions.into_iter().enumerate() {
+        let name = if index == 0 { "vision".to_string() } else { format!("vision-{index}") };
         let vision_stop = Arc::clone(&vision_stop);
-        move || vision.run(vision_stop)
-    })?;
+        vision_threads.push(spawn(&name, move || vision.run(vision_stop))?);
+    }
     let act_thread = spawn("act", move || act.run(decision_rx))?;
 
     let started = Instant::now();
@@ -375,7 +391,7 @@ fn run_pipeline(
             log::info!("stopping (run duration reached)");
             break;
         }
-        if vision_thread.is_finished() || act_thread.is_finished() {
+        if vision_threads.iter().any(JoinHandle::is_finished) || act_thread.is_finished() {
             failure = Some("a stage ended unexpectedly".to_string());
             break;
         }
@@ -385,7 +401,9 @@ fn run_pipeline(
             log::info!("stopping (every camera reached its end)");
             break;
         }
-        let healthy = vision_beat.silence() < STALL && act_beat.silence() < STALL;
+        // Every worker must beat: one stalled worker leaves its cameras unwatched.
+        let vision_silence = vision_beats.iter().map(Heartbeat::silence).max().unwrap_or_default();
+        let healthy = vision_silence < STALL && act_beat.silence() < STALL;
         if let Some(every) = systemd.watchdog_interval()
             && healthy
             && last_watchdog.elapsed() >= every
@@ -396,7 +414,7 @@ fn run_pipeline(
         if !healthy {
             log::error!(
                 "a stage stalled (vision silent {:.1} s, act silent {:.1} s); the watchdog is no longer fed",
-                vision_beat.silence().as_secs_f64(),
+                vision_silence.as_secs_f64(),
                 act_beat.silence().as_secs_f64()
             );
         }
@@ -414,7 +432,9 @@ fn run_pipeline(
     let camera_stats = hub.stats();
     cameras.stop();
     vision_stop.store(true, Ordering::SeqCst);
-    let vision_result = join(vision_thread, "vision");
+    // Join every worker before looking at the results (the first error is reported).
+    let joined: Vec<Result<()>> = vision_threads.into_iter().map(|t| join(t, "vision")).collect();
+    let vision_result = joined.into_iter().collect::<Result<Vec<()>>>().map(drop);
     let act_result = join(act_thread, "act");
     crate::act::door::release_all();
     if let Some(mqtt) = mqtt {

@@ -138,6 +138,23 @@ pub struct VisionStage {
     pub auto_update: Option<AutoUpdateConfig>,
     /// `[web] unknown_inbox`: hand the faces of unknown decisions to the act stage to keep.
     pub unknown_inbox: bool,
+    /// This worker's share of the cameras (`service.vision_workers`).
+    pub share: WorkerShare,
+}
+
+/// Worker `index` of `count` takes the cameras whose index is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerShare {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl WorkerShare {
+    pub const ALL: WorkerShare = WorkerShare { index: 0, count: 1 };
+
+    pub fn owns(&self, camera: usize) -> bool {
+        camera % self.count.max(1) == self.index
+    }
 }
 
 /// The decider with each camera's own `min_identify_px`.
@@ -191,7 +208,8 @@ impl VisionStage {
                     Err(e) => log::warn!("vision: could not check the store for changes: {e:#}"),
                 }
             }
-            let Some(frame) = self.hub.next(Duration::from_millis(200)) else { continue };
+            let share = self.share;
+            let Some(frame) = self.hub.next_of(|c| share.owns(c), Duration::from_millis(200)) else { continue };
             let started = Instant::now();
             let mut outputs = self.requested_snapshots(&frame);
             match self.process(&frame, &gallery.matcher, &mut faces_on) {

@@ -20,8 +20,13 @@ use super::bbox::BBox;
 pub struct RoiParams {
     /// Reuse the last frames' faces (off: every frame is scanned whole, as in still images).
     pub enabled: bool,
-    /// Scan the whole frame at least every this many frames, whatever else happens.
+    /// Scan the whole frame every this many frames while the picture changes (someone may have
+    /// come in too slowly to count as a scene change).
     pub full_every: u32,
+    /// ...and at least every this many frames when nothing changed since the last whole scan: a
+    /// still empty corridor needs no whole scan every second, and with eight cameras those
+    /// scans are most of the work.
+    pub still_full_every: u32,
     /// A window is the face box grown by this many face sides on each side.
     pub grow: f32,
     /// The smallest face looked for in a window, as a fraction of the face's last size (the
@@ -37,7 +42,15 @@ pub struct RoiParams {
 
 impl Default for RoiParams {
     fn default() -> Self {
-        RoiParams { enabled: true, full_every: 10, grow: 0.75, shrink: 0.6, scene_change: 12.0, keep_frames: 2 }
+        RoiParams {
+            enabled: true,
+            full_every: 10,
+            still_full_every: 50,
+            grow: 0.75,
+            shrink: 0.6,
+            scene_change: 12.0,
+            keep_frames: 2,
+        }
     }
 }
 
@@ -45,6 +58,14 @@ impl RoiParams {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.full_every == 0 {
             anyhow::bail!("detector.roi.full_every must be at least 1 (1 scans every frame whole)");
+        }
+        if self.still_full_every < self.full_every {
+            anyhow::bail!(
+                "detector.roi.still_full_every ({}) must be at least detector.roi.full_every ({}); set them equal to \
+                 rescan still scenes as often as changing ones",
+                self.still_full_every,
+                self.full_every
+            );
         }
         if !(0.1..=4.0).contains(&self.grow) {
             anyhow::bail!("detector.roi.grow must be between 0.1 and 4 face sides (got {})", self.grow);
@@ -89,6 +110,8 @@ struct CameraMemory {
     faces: Vec<(BBox, u32)>,
     since_full: u32,
     thumb: Vec<f32>,
+    /// The thumbnail of the last whole scan: what "nothing changed since" is measured against.
+    full_thumb: Vec<f32>,
     scanned: bool,
 }
 
@@ -123,8 +146,14 @@ impl RegionPlanner {
         let thumb = thumbnail(image);
         let changed = memory.thumb.len() != thumb.len()
             || changed_cells_outside(&memory.thumb, &thumb, &windows, w, h, params.scene_change) >= 2;
+        let due = memory.since_full + 1;
+        let periodic = due >= params.full_every
+            && (due >= params.still_full_every
+                || memory.full_thumb.len() != thumb.len()
+                || changed_cells_outside(&memory.full_thumb, &thumb, &windows, w, h, params.scene_change) >= 2);
         memory.thumb = thumb;
-        if !memory.scanned || changed || memory.since_full + 1 >= params.full_every {
+        if !memory.scanned || changed || periodic {
+            memory.full_thumb.clone_from(&memory.thumb);
             Plan::Full
         } else {
             Plan::Windows(windows)
@@ -268,7 +297,7 @@ mod tests {
 
     #[test]
     fn empty_unchanged_scene_costs_nothing_until_the_periodic_rescan() {
-        let params = RoiParams { full_every: 4, ..RoiParams::default() };
+        let params = RoiParams { full_every: 4, still_full_every: 4, ..RoiParams::default() };
         let mut p = RegionPlanner::new(params);
         let img = frame(50);
         let mut plans = Vec::new();
@@ -280,6 +309,24 @@ mod tests {
         let full: Vec<bool> = plans.iter().map(|pl| *pl == Plan::Full).collect();
         assert_eq!(full, [true, false, false, false, true, false, false, false]);
         assert!(plans.iter().all(|pl| *pl == Plan::Full || *pl == Plan::Windows(vec![])));
+    }
+
+    #[test]
+    fn a_still_scene_is_rescanned_less_often_but_a_slow_change_is_not_missed() {
+        let params = RoiParams { full_every: 3, still_full_every: 9, ..RoiParams::default() };
+        let mut p = RegionPlanner::new(params);
+        let run = |p: &mut RegionPlanner, img: &RgbImage| {
+            let plan = p.plan(0, img, 40.0);
+            p.observe(0, &plan, &[]);
+            plan == Plan::Full
+        };
+        let still = frame(60);
+        let full: Vec<bool> = (0..10).map(|_| run(&mut p, &still)).collect();
+        assert_eq!(full, [true, false, false, false, false, false, false, false, false, true]);
+        // A change too slow for the frame-to-frame check (5 grey levels a frame, threshold 12)
+        // adds up against the last whole scan's picture: rescanned at the normal period.
+        let full: Vec<bool> = (1..=3).map(|k| run(&mut p, &frame(60 + 5 * k))).collect();
+        assert_eq!(full, [false, false, true]);
     }
 
     #[test]
@@ -370,6 +417,8 @@ mod tests {
         assert_eq!(p.plan(0, &img, 40.0), Plan::Full);
         let bad = RoiParams { full_every: 0, ..RoiParams::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("detector.roi.full_every"));
+        let bad = RoiParams { full_every: 10, still_full_every: 5, ..RoiParams::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("detector.roi.still_full_every"));
         assert!(RoiParams::default().validate().is_ok());
     }
 }
