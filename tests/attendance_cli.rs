@@ -20,6 +20,7 @@ fn granted(at: &str, id: i64) -> AccessEvent {
         votes: 3,
         window: 5,
         bbox: None,
+        liveness: None,
     }
 }
 
