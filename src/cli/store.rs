@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 
 use crate::act::store::{AccessEvent, DayAttendance, EventKind, NewTemplate, Store};
 use crate::act::{Outbox, OutboxEvent};
-use crate::api::{Actor, ApiResult, NodeApi, Reload};
+use crate::api::{Actor, ApiResult, NodeApi, RateLimits, Reload};
 use crate::config::Config;
 use crate::decide::policy::{Doors, Role, Schedule};
 use crate::gallery::TemplateModel;
@@ -54,11 +54,14 @@ pub enum PeopleCommand {
 
 /// The node's API for a CLI command: the same checks and audit events as MQTT and the web
 /// console, with the local operator ([`Actor::cli`]) as the actor. It opens no door and cannot
-/// reload or snapshot (those need the running service).
+/// reload or snapshot (those need the running service). No rate limits: they keep remote
+/// clients from flooding a node, and the local operator (who can write the database anyway)
+/// enrolls a whole folder in a row with `enroll --from`.
 pub(crate) fn cli_api(config: &Config) -> Result<NodeApi> {
     let store = Store::open_config(&config.store)?;
     let reload = Reload { source: None, control: Default::default() };
-    Ok(NodeApi::new(config.clone(), store, std::collections::HashMap::new(), reload, Default::default()))
+    let api = NodeApi::new(config.clone(), store, std::collections::HashMap::new(), reload, Default::default());
+    Ok(api.with_limits(RateLimits::new(&[])))
 }
 
 /// Runs one change through the API as the local operator; a refusal or failure is the error.
