@@ -63,6 +63,11 @@ pub enum Request {
     Snapshot {
         camera: Option<String>,
     },
+    /// Delete one template of a person (a wrong photo). The console's; not an MQTT command.
+    DeleteTemplate {
+        person: String,
+        template: i64,
+    },
 }
 
 /// `enroll`: photos (JPEG/PNG bytes) of one person.
@@ -74,6 +79,8 @@ pub struct EnrollRequest {
     pub images: Vec<Vec<u8>>,
     /// Add the photos to an existing person instead of creating one.
     pub append: bool,
+    /// Keep photos the enrolment quality check refuses (an administrator's explicit choice).
+    pub force: bool,
 }
 
 impl Request {
@@ -91,6 +98,7 @@ impl Request {
             Request::ListPeople => "list_people",
             Request::ReloadConfig => "reload_config",
             Request::Snapshot { .. } => "snapshot",
+            Request::DeleteTemplate { .. } => "delete_template",
         }
     }
 
@@ -104,7 +112,8 @@ impl Request {
     }
 }
 
-/// Every request name, in the order of [`Request`].
+/// Every request name MQTT accepts as a command, in the order of [`Request`] (`delete_template`
+/// is the console's only).
 pub const REQUESTS: [&str; 11] = [
     "open_door",
     "enroll",
@@ -288,6 +297,9 @@ impl NodeApi {
     pub fn snapshot(&mut self, actor: &Actor, camera: Option<&str>) -> ApiResult {
         self.execute(actor, Request::Snapshot { camera: camera.map(str::to_string) })
     }
+    pub fn delete_template(&mut self, actor: &Actor, person: &str, template: i64) -> ApiResult {
+        self.execute(actor, Request::DeleteTemplate { person: person.into(), template })
+    }
 
     fn run(&mut self, actor: &Actor, request: Request) -> anyhow::Result<Value> {
         match request {
@@ -327,7 +339,29 @@ impl NodeApi {
             Request::ListPeople => Ok(serde_json::to_value(self.store.people()?)?),
             Request::ReloadConfig => self.do_reload(),
             Request::Snapshot { camera } => self.do_snapshot(camera.as_deref()),
+            Request::DeleteTemplate { person, template } => self.do_delete_template(&person, template),
         }
+    }
+
+    /// Refuses to delete a person's last template: that would lock them out of every door
+    /// without a word (the person stays listed but never matches). An administrator replacing a
+    /// bad photo enrols the new one first; one who wants them out removes the person.
+    fn do_delete_template(&mut self, person: &str, template: i64) -> anyhow::Result<Value> {
+        let Some(p) = self.store.find_person(person)? else { anyhow::bail!("no person `{person}`") };
+        let who = format!("#{}", p.id);
+        let templates = self.store.templates_of(&who)?;
+        if !templates.iter().any(|(id, _, _)| *id == template) {
+            anyhow::bail!("{} has no template #{template} (deleted already?)", p.name);
+        }
+        if templates.len() == 1 {
+            anyhow::bail!(
+                "this is {}'s only template: deleting it would stop them being recognised at any door; enrol a \
+                 better photo first and then delete this one, or remove the person to stop them getting in",
+                p.name
+            );
+        }
+        self.store.delete_template(&who, template)?;
+        Ok(json!({ "person": p.id, "deleted_template": template }))
     }
 
     fn do_open_door(&mut self, actor: &Actor, door: Option<&str>) -> anyhow::Result<Value> {
@@ -360,7 +394,7 @@ impl NodeApi {
         let engine = self.engine.as_mut().context("engine not loaded")?;
         let photos: Vec<(String, Vec<u8>)> =
             r.images.into_iter().enumerate().map(|(i, b)| (format!("photo {}", i + 1), b)).collect();
-        let templates = crate::enroll::templates_from_photos(engine, &photos, false)?;
+        let templates = crate::enroll::templates_from_photos(engine, &photos, r.force)?;
         let done = crate::enroll::enroll(&mut self.store, engine, &r.name, r.role, &templates, mode)?;
         Ok(serde_json::to_value(done)?)
     }

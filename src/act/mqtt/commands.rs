@@ -195,6 +195,8 @@ fn request(name: &str, v: Map<String, Value>) -> Result<Request, Rejected> {
                 role: a.role.as_deref().map(role).transpose()?,
                 images: decode_jpegs(&a.images)?,
                 append: a.append,
+                // The quality check stands for remote enrolment: no one sees the photo.
+                force: false,
             })
         }
         "remove" | "rename" | "set_role" | "set_schedule" | "set_doors" | "forget" => {
