@@ -189,7 +189,10 @@ impl Batch {
                 Ok(n) => n.chars().filter(|c| !c.is_control()).take(200).collect(),
                 Err(e) => bail!("zip entry {} has an unreadable name ({e}): refused, nothing enrolled", i + 1),
             };
-            let Some(path) = file.enclosed_name() else {
+            // Nothing is written to disk, but an archive made to escape a folder is hostile: refuse it.
+            let absolute = raw_name.starts_with('/') || raw_name.starts_with('\\') || raw_name.get(1..2) == Some(":");
+            let enclosed = file.enclosed_name().filter(|_| !absolute);
+            let Some(path) = enclosed else {
                 bail!(
                     "zip entry `{raw_name}` points outside the archive (`..` or an absolute path): refused, nothing enrolled"
                 );

@@ -44,13 +44,16 @@ fn console() -> Console {
     doors.insert("front".to_string(), Arc::new(door));
     let live = LiveFeed::start(1, 5.0);
     let reload = facegate::api::Reload { source: None, control: Default::default() };
+    // No per-actor rate limits: these tests enrol several times a second on purpose (the
+    // limits themselves are tested on the API, tests/command_auth.rs).
     let api = facegate::api::NodeApi::new(
         config.clone(),
         Store::open_config(&config.store).unwrap(),
         doors,
         reload,
         Default::default(),
-    );
+    )
+    .with_limits(facegate::api::RateLimits::new(&[]));
     let state = Arc::new(WebState::new(&config, store, api, live, None).unwrap());
     Console { _dir: dir, config, state }
 }
@@ -492,11 +495,7 @@ fn attendance_csv_is_the_clis_and_pages_render() {
         let rows: serde_json::Value = serde_json::from_str(&d.body).unwrap();
         assert_eq!(rows.as_array().unwrap().len(), 4);
         let h = c.get("/health", Some(&cookie)).await;
-        assert!(
-            h.status == StatusCode::OK
-                && h.body.contains("integrity check passed")
-                && h.body.contains("Test door front")
-        );
+        assert!(h.status == StatusCode::OK && h.body.contains("Test door front"));
         let t = c.post_form("/doors/front/test", Some(&cookie), &[("csrf", &csrf)]).await;
         assert!(t.status == StatusCode::OK && t.body.contains("pulsed for 50 ms"), "{}", t.body);
         let t = c.post_form("/doors/side/test", Some(&cookie), &[("csrf", &csrf)]).await;
@@ -619,7 +618,9 @@ fn bulk_enrolment_from_a_zip_is_bounded_and_reported_per_photo() {
             .into_iter()
             .filter(|e| e.event.topic == "audit" && String::from_utf8_lossy(&e.event.payload).contains("\"enroll\""))
             .count();
-        assert!(audits >= 4, "every person's enrolment is audited through the API: {audits}");
+        // hopper, astronaut, hopper again with append (the refused "already enrolled" one never
+        // reached the API: it was refused before any photo was looked at).
+        assert_eq!(audits, 3, "every person's enrolment goes through the API, which audits it");
         assert_eq!(c.get("/api/bulk/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
         assert_eq!(c.get("/people/bulk/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
     });
@@ -684,7 +685,7 @@ fn the_event_log_shows_door_camera_and_audit_events_filtered() {
 
         // The doctor checks run from the health page, on demand, behind the CSRF token.
         let h = c.get("/health", Some(&cookie)).await;
-        assert!(h.body.contains("Not run yet") && h.body.contains("entrance"), "{}", h.body);
+        assert!(h.body.contains("Not run yet") && h.body.contains("Test door front"), "{}", h.body);
         assert_eq!(c.post_form("/health/doctor", Some(&cookie), &[("csrf", "")]).await.status, StatusCode::FORBIDDEN);
         let r = c.post_form("/health/doctor", Some(&cookie), &[("csrf", &csrf)]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);

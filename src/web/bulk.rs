@@ -136,15 +136,25 @@ async fn upload(State(state): State<Arc<WebState>>, admin: Admin, multipart: Mul
     let spawned = std::thread::Builder::new().name("bulk-enroll".into()).spawn(move || {
         let mut batch = batch;
         let state = worker;
+        // The API allows one enrolment per administrator every few seconds; the job keeps to
+        // that pace rather than going around it (the door and other admins come first).
+        let pace = crate::api::RateLimits::default().every.get("enroll").copied().unwrap_or_default();
+        let mut last: Option<std::time::Instant> = None;
         let mut enrol = |name: &str, photos: &[(String, Vec<u8>)]| {
             let name = crate::act::store::check_person_name(name)?;
+            if let Some(wait) = last.map(|t| pace.saturating_sub(t.elapsed())).filter(|w| !w.is_zero()) {
+                std::thread::sleep(wait + std::time::Duration::from_millis(50));
+            }
+
             let existing = state.store().find_person(name)?.is_some();
             if existing && !append {
                 anyhow::bail!(
                     "`{name}` is already enrolled: tick \"add photos to people who already exist\" to add these photos to them"
                 );
             }
-            let mut results = state.console().enroll_photos(&actor, name, existing, force, photos)?;
+            let results = state.console().enroll_photos(&actor, name, existing, force, photos);
+            last = Some(std::time::Instant::now());
+            let mut results = results?;
             for r in &mut results {
                 if let Err(e) = &mut r.outcome {
                     *e = super::pages::web_wording(e);
