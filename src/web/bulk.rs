@@ -152,7 +152,18 @@ async fn upload(State(state): State<Arc<WebState>>, admin: Admin, multipart: Mul
                     "`{name}` is already enrolled: tick \"add photos to people who already exist\" to add these photos to them"
                 );
             }
-            let results = state.console().enroll_photos(&actor, name, existing, force, photos);
+            let mut results = state.console().enroll_photos(&actor, name, existing, force, photos);
+            // The administrator enrolled someone else just before: wait as the API says, once.
+            let limited = results.as_ref().err().and_then(|e| e.downcast_ref::<crate::api::ApiError>()).and_then(|e| {
+                match e.kind {
+                    crate::api::ErrorKind::RateLimited { retry_after_s } => Some(retry_after_s.min(60)),
+                    _ => None,
+                }
+            });
+            if let Some(wait) = limited {
+                std::thread::sleep(std::time::Duration::from_millis(wait * 1000 + 100));
+                results = state.console().enroll_photos(&actor, name, existing, force, photos);
+            }
             last = Some(std::time::Instant::now());
             let mut results = results?;
             for r in &mut results {
