@@ -81,7 +81,10 @@ def watch(host, port, cookie, stop, counts):
     assert r.status == 200, r.status
     buf = b""
     while not stop.is_set():
-        chunk = r.read1(65536)
+        try:
+            chunk = r.read1(65536)
+        except (http.client.HTTPException, OSError):
+            break  # the node stopped at the end of the run and closed the stream
         if not chunk:
             break
         buf += chunk

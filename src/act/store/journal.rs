@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use jiff::Timestamp;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -93,6 +93,18 @@ pub(super) fn record(tx: &Transaction<'_>, events: &[OutboxEvent]) -> Result<()>
     let mut wrote = false;
     for event in events {
         if let Some((at, kind, subject, detail)) = entry_of(event) {
+            // A camera's state is re-published every status interval: keep only the changes.
+            if kind.starts_with("camera_") {
+                let last: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT kind FROM journal WHERE subject = ?1 AND kind LIKE 'camera_%' ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row([&subject], |r| r.get(0))
+                    .optional()?;
+                if last.as_deref() == Some(kind.as_str()) {
+                    continue;
+                }
+            }
             tx.prepare_cached("INSERT INTO journal (at_ms, kind, subject, detail) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![at.as_millisecond(), kind, subject, detail])?;
             wrote = true;
@@ -163,13 +175,14 @@ mod tests {
             b.door("main", &DoorKind::Forced, at),
             b.door("main", &DoorKind::HeldOpen { seconds: 31.0 }, at),
             b.camera_state(&camera, at),
+            b.camera_state(&camera, at),
             b.audit(&audit, at),
             b.face_presence("front", 1, at),
         ])
         .unwrap();
         let all = s.journal(&JournalFilter::default(), 100).unwrap();
         let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds.len(), 5, "face presence is not history: {kinds:?}");
+        assert_eq!(kinds.len(), 5, "face presence is not history, a repeated camera state is kept once: {kinds:?}");
         for k in ["pulse", "forced", "held_open", "camera_offline", "audit"] {
             assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
         }

@@ -138,6 +138,7 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     CREATE INDEX journal_at ON journal(at_ms);
+    CREATE INDEX journal_subject ON journal(subject, id);
     ",
 ];
 
