@@ -1,5 +1,6 @@
 //! Web console page loads with 1,000 people and 100,000 attendance rows in the store (issue 12
-//! target: each page <= 300 ms). Seeds a real SQLite store (one bulk transaction), logs in once,
+//! target: each page <= 300 ms), 10,000 journal rows (door, camera, audit) and five thumbnails on
+//! one person's page. Seeds a real SQLite store (one bulk transaction), logs in once,
 //! then loads each page 15 times through the real router and prints the median and max.
 //!
 //! Run: `cargo bench --bench web`.
@@ -50,6 +51,35 @@ fn seed(path: &std::path::Path) {
             insert.execute(rusqlite::params![at, person, format!("Person {:04}", person - 1), kind]).unwrap();
         }
     }
+    // The node journal (door pulses, camera changes, audit): one row per ten decisions.
+    {
+        let mut insert =
+            tx.prepare("INSERT INTO journal (at_ms, kind, subject, detail) VALUES (?1, ?2, ?3, ?4)").unwrap();
+        for i in 0..EVENTS / 10 {
+            let at = now - span + (i * 79_193 % span);
+            let (kind, subject, detail) = match i % 3 {
+                0 => ("pulse", "front", "relay pulsed 3000 ms by face"),
+                1 => ("audit", "office", "rename via web: ok"),
+                _ => ("camera_online", "entrance", "online at 15.0 fps"),
+            };
+            insert.execute(rusqlite::params![at, kind, subject, detail]).unwrap();
+        }
+    }
+    // Person 500 has 5 templates with face thumbnails (the person page shows them).
+    let thumb = facegate::vision::thumbnail::face_thumbnail(&image::RgbImage::from_pixel(
+        112,
+        112,
+        image::Rgb([128, 110, 100]),
+    ))
+    .unwrap();
+    for i in 0..5 {
+        tx.execute(
+            "INSERT INTO templates (person_id, embedding, dim, model_id, source_sha256, created, thumbnail) \
+             VALUES (500, zeroblob(2048), 512, 'bench', ?1, '2026-01-01T00:00:00Z', ?2)",
+            rusqlite::params![format!("sha{i}"), thumb],
+        )
+        .unwrap();
+    }
     tx.commit().unwrap();
 }
 
@@ -94,6 +124,10 @@ fn main() {
             format!("/attendance.csv?from={month_ago}&to={today}"),
             "/events".to_string(),
             "/events?kind=unknown".to_string(),
+            "/events?kind=pulse".to_string(),
+            "/events?person=Person%200499".to_string(),
+            format!("/events?from={month_ago}&to={today}"),
+            "/people/500/templates/1/thumb.jpg".to_string(),
             "/health".to_string(),
             "/api/decisions".to_string(),
         ];

@@ -58,7 +58,39 @@ pub fn templates_from_photos(
     Ok(templates)
 }
 
-fn template(engine: &mut Engine, label: &str, bytes: &[u8], force: bool) -> Result<NewTemplate> {
+/// What happened to one photo of an enrolment, for the person who sent it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhotoResult {
+    pub name: String,
+    /// `Ok(())` when it makes a template; else the reason, naming the fix.
+    pub outcome: std::result::Result<(), String>,
+}
+
+/// Checks each photo alone (the same rule as [`templates_from_photos`]): the templates of the
+/// good ones, and one result per photo in order.
+pub fn check_photos(
+    engine: &mut Engine,
+    photos: &[(String, Vec<u8>)],
+    force: bool,
+) -> (Vec<NewTemplate>, Vec<PhotoResult>) {
+    let mut templates = Vec::new();
+    let mut results = Vec::new();
+    for (label, bytes) in photos {
+        let outcome = match template(engine, label, bytes, force) {
+            Ok(t) => {
+                templates.push(t);
+                Ok(())
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        results.push(PhotoResult { name: label.clone(), outcome });
+    }
+    (templates, results)
+}
+
+/// The template of one enrolment photo: exactly one face of enrolment quality (unless `force`),
+/// with the aligned crop the embedder saw as its thumbnail.
+pub fn template(engine: &mut Engine, label: &str, bytes: &[u8], force: bool) -> Result<NewTemplate> {
     let image = crate::capture::image_file::decode_rgb(bytes, label)?;
     let (mut faces, _) = engine.pipeline.analyse(&image)?;
     match faces.len() {
@@ -71,7 +103,11 @@ fn template(engine: &mut Engine, label: &str, bytes: &[u8], force: bool) -> Resu
     }
     let face = faces.remove(0);
     crate::engine::check_enrollment_quality(&face, label, force)?;
-    Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(bytes) })
+    let crop = engine.pipeline.crop(&image, &face.detection);
+    // A picture that cannot be encoded costs the console its thumbnail, not the enrolment.
+    let thumbnail =
+        crate::vision::thumbnail::face_thumbnail(&crop).map_err(|e| log::warn!("{label}: no thumbnail: {e:#}")).ok();
+    Ok(NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(bytes), thumbnail })
 }
 
 /// Stores `templates` for `name` by the rules above. A new person gets `role` (default

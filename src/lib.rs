@@ -7,6 +7,7 @@
 pub mod access;
 pub mod act;
 pub mod api;
+pub mod bulk_enroll;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -44,13 +44,16 @@ fn console() -> Console {
     doors.insert("front".to_string(), Arc::new(door));
     let live = LiveFeed::start(1, 5.0);
     let reload = facegate::api::Reload { source: None, control: Default::default() };
+    // No per-actor rate limits: these tests enrol several times a second on purpose (the
+    // limits themselves are tested on the API, tests/command_auth.rs).
     let api = facegate::api::NodeApi::new(
         config.clone(),
         Store::open_config(&config.store).unwrap(),
         doors,
         reload,
         Default::default(),
-    );
+    )
+    .with_limits(facegate::api::RateLimits::new(&[]));
     let state = Arc::new(WebState::new(&config, store, api, live, None).unwrap());
     Console { _dir: dir, config, state }
 }
@@ -104,6 +107,17 @@ impl Console {
         fields: &[(&str, &str)],
         files: &[(&str, Vec<u8>)],
     ) -> Reply {
+        self.post_files(path, cookie, fields, "photos", files).await
+    }
+
+    async fn post_files(
+        &self,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+        field: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Reply {
         let boundary = "XyZboundary";
         let mut body = Vec::new();
         for (k, v) in fields {
@@ -114,7 +128,7 @@ impl Console {
         for (name, bytes) in files {
             body.extend(
                 format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n"
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
                 )
                 .into_bytes(),
             );
@@ -128,6 +142,12 @@ impl Console {
             .body(Body::from(body))
             .unwrap();
         self.send(req).await
+    }
+
+    async fn get_bytes(&self, path: &str, cookie: &str) -> (StatusCode, Vec<u8>) {
+        let req = Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+        let response = router(Arc::clone(&self.state)).oneshot(req).await.unwrap();
+        (response.status(), response.into_body().collect().await.unwrap().to_bytes().to_vec())
     }
 
     /// Logs in; returns the cookie and the session's CSRF token.
@@ -167,6 +187,9 @@ const GET_ROUTES: &[&str] = &[
     "/live/entrance",
     "/api/live/entrance",
     "/api/decisions",
+    "/people/1/templates/1/thumb.jpg",
+    "/people/bulk/abc",
+    "/api/bulk/abc",
 ];
 
 #[test]
@@ -179,9 +202,16 @@ fn every_route_needs_a_login() {
         }
         let r = c.get("/people", Some("facegate_session=forged")).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        for path in
-            ["/people", "/people/1/edit", "/enroll", "/doors/front/test", "/logout", "/people/1/templates/1/delete"]
-        {
+        for path in [
+            "/people",
+            "/people/1/edit",
+            "/enroll",
+            "/doors/front/test",
+            "/logout",
+            "/people/1/templates/1/delete",
+            "/people/bulk",
+            "/health/doctor",
+        ] {
             let r = c.post_form(path, None, &[("name", "Eve"), ("action", "remove")]).await;
             assert!(r.status == StatusCode::SEE_OTHER || r.status == StatusCode::UNAUTHORIZED, "{path}: {}", r.status);
         }
@@ -226,6 +256,7 @@ fn posts_without_the_csrf_token_change_nothing() {
             (edit.as_str(), vec![("action", "remove")]),
             (edit.as_str(), vec![("action", "forget")]),
             ("/doors/front/test", vec![]),
+            ("/health/doctor", vec![]),
             ("/logout", vec![]),
         ] {
             for token in ["", "0000"] {
@@ -350,12 +381,58 @@ fn uploads_are_checked_per_photo() {
         assert!(r.body.contains("enrolled") && r.body.contains("no face found"), "one result per photo: {}", r.body);
         let grace = c.store().find_person("Grace").unwrap().unwrap();
         assert_eq!(grace.templates, 1);
-        let templates = c.store().templates_of("Grace").unwrap();
-        let del = format!("/people/{}/templates/{}/delete", grace.id, templates[0].0);
+        let templates = c.store().template_infos("Grace").unwrap();
+        assert!(templates[0].has_thumbnail, "web enrolment stores the face thumbnail");
+        let thumb = format!("/people/{}/templates/{}/thumb.jpg", grace.id, templates[0].id);
+        assert!(c.get(&thumb, None).await.status == StatusCode::SEE_OTHER, "the thumbnail needs a login");
+        let r = c.get_bytes(&thumb, &cookie).await;
+        assert_eq!(r.0, StatusCode::OK);
+        assert_eq!(&r.1[..2], &[0xFF, 0xD8], "a JPEG");
+        let face = image::load_from_memory(&r.1).unwrap();
+        assert!(face.width() <= 112 && face.height() <= 112);
+        let page = c.get(&format!("/people/{}", grace.id), Some(&cookie)).await;
+        assert!(page.body.contains(&thumb), "the person page shows the thumbnail");
+        let missing = format!("/people/{}/templates/999999/thumb.jpg", grace.id);
+        assert_eq!(c.get(&missing, Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+
+        let del = format!("/people/{}/templates/{}/delete", grace.id, templates[0].id);
         assert_eq!(c.post_form(&del, Some(&cookie), &[("csrf", "")]).await.status, StatusCode::FORBIDDEN);
         assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 1);
+        let r = c.post_form(&del, Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "the only template is kept: {}", r.body);
+        assert!(r.body.contains("only template") && r.body.contains("enrol a better photo first"), "{}", r.body);
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 1, "refused: nothing changed");
+
+        // A photo the quality check refuses is enrolled only with "keep anyway".
+        let add = format!("/people/{}/enroll", grace.id);
+        let poor = [("cameraman.jpg", read("strangers/cameraman.jpg"))];
+        let r = c.post_multipart(&add, &cookie, &[("csrf", &csrf)], &poor).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(
+            r.body.contains("cameraman.jpg") && r.body.contains("keep photos the quality check refuses"),
+            "{}",
+            r.body
+        );
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 1);
+        let r = c.post_multipart(&add, &cookie, &[("csrf", &csrf), ("force", "1")], &poor).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 2);
+
         assert_eq!(c.post_form(&del, Some(&cookie), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
-        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 0);
+        assert_eq!(c.store().find_person("Grace").unwrap().unwrap().templates, 1);
+        let r = c.post_form(&del, Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "deleted already: {}", r.body);
+        use facegate::act::Outbox;
+        let audits: Vec<String> = c
+            .store()
+            .pending(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.topic == "audit")
+            .map(|e| String::from_utf8_lossy(&e.event.payload).into_owned())
+            .filter(|p| p.contains("delete_template"))
+            .collect();
+        assert_eq!(audits.len(), 3, "every delete, refused or done, is audited: {audits:?}");
     });
 }
 
@@ -419,11 +496,7 @@ fn attendance_csv_is_the_clis_and_pages_render() {
         let rows: serde_json::Value = serde_json::from_str(&d.body).unwrap();
         assert_eq!(rows.as_array().unwrap().len(), 4);
         let h = c.get("/health", Some(&cookie)).await;
-        assert!(
-            h.status == StatusCode::OK
-                && h.body.contains("integrity check passed")
-                && h.body.contains("Test door front")
-        );
+        assert!(h.status == StatusCode::OK && h.body.contains("Test door front"));
         let t = c.post_form("/doors/front/test", Some(&cookie), &[("csrf", &csrf)]).await;
         assert!(t.status == StatusCode::OK && t.body.contains("pulsed for 50 ms"), "{}", t.body);
         let t = c.post_form("/doors/side/test", Some(&cookie), &[("csrf", &csrf)]).await;
@@ -438,6 +511,189 @@ fn attendance_csv_is_the_clis_and_pages_render() {
         let out = c.post_form("/logout", Some(&cookie), &[("csrf", &csrf)]).await;
         assert_eq!(out.status, StatusCode::SEE_OTHER);
         assert_eq!(c.get("/people", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "logged out");
+    });
+}
+
+fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        for (name, data) in entries {
+            let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            w.start_file(*name, o).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    out.into_inner()
+}
+
+/// Polls a bulk job's status until it has finished (bounded: the job is a few photos).
+async fn finished_job(c: &Console, cookie: &str, location: &str) -> serde_json::Value {
+    let id = location.rsplit('/').next().unwrap();
+    for _ in 0..600 {
+        let r = c.get(&format!("/api/bulk/{id}"), Some(cookie)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        if v["finished"].as_bool().unwrap() {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("bulk job {id} did not finish within a minute");
+}
+
+#[test]
+fn bulk_enrolment_from_a_zip_is_bounded_and_reported_per_photo() {
+    let c = console();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let read = |p: &str| std::fs::read(common::fixture(p)).unwrap();
+        let post = |fields: Vec<(&'static str, String)>, zip: Vec<u8>| {
+            let cookie = cookie.clone();
+            let c = &c;
+            async move {
+                let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                c.post_files("/people/bulk", &cookie, &fields, "zip", &[("staff.zip", zip)]).await
+            }
+        };
+        let good = zip_of(&[
+            ("staff/hopper/01.jpg", read("faces/hopper/01.jpg")),
+            ("staff/hopper/cat.jpg", read("noface/cat.jpg")),
+            ("staff/hopper/readme.txt", b"not a photo".to_vec()),
+            ("staff/astronaut/01.jpg", read("faces/astronaut/01.jpg")),
+        ]);
+        let r = post(vec![("csrf", String::new())], good.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+        let refused: Vec<(Vec<u8>, &str)> = vec![
+            (b"PK\x03\x04 this is no zip".to_vec(), "not a readable zip"),
+            (
+                zip_of(&[("Ann/1.jpg", read("faces/hopper/01.jpg")), ("../../evil/x.jpg", vec![1])]),
+                "outside the archive",
+            ),
+            (zip_of(&[("Ann/notes.txt", b"x".to_vec())]), "no photos found"),
+        ];
+        for (zip, says) in refused {
+            let r = post(vec![("csrf", csrf.clone())], zip).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{says}: {}", r.body);
+            assert!(r.body.contains(says), "{says}: {}", r.body);
+        }
+        // Over the upload cap (2 MiB in this config): refused before anything is read.
+        let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let r = post(vec![("csrf", csrf.clone())], zip_of(&[("Ann/big.jpg", noise)])).await;
+        assert!(r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::PAYLOAD_TOO_LARGE, "{}", r.status);
+        assert!(c.store().people().unwrap().is_empty(), "refused archives enrolled nobody");
+
+        let r = post(vec![("csrf", csrf.clone())], good.clone()).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let location = r.headers[header::LOCATION].to_str().unwrap().to_string();
+        let page = c.get(&location, Some(&cookie)).await;
+        assert!(page.status == StatusCode::OK && page.body.contains("bulk-bar"), "{}", page.body);
+        let job = finished_job(&c, &cookie, &location).await;
+        assert_eq!((job["people_enrolled"].as_u64(), job["photos_enrolled"].as_u64()), (Some(2), Some(2)), "{job}");
+        let lines = job["lines"].to_string();
+        assert!(lines.contains("readme.txt") && lines.contains("not a photo"), "{lines}");
+        assert!(lines.contains("cat.jpg: no face found"), "{lines}");
+        let store = c.store();
+        assert_eq!(store.find_person("hopper").unwrap().unwrap().templates, 1);
+        assert_eq!(store.find_person("astronaut").unwrap().unwrap().templates, 1);
+        assert!(store.template_infos("hopper").unwrap()[0].has_thumbnail, "bulk enrolment keeps thumbnails");
+
+        // Existing people are only added to when asked.
+        let more = zip_of(&[("hopper/02.jpg", read("faces/hopper/02.jpg"))]);
+        let r = post(vec![("csrf", csrf.clone())], more.clone()).await;
+        let job = finished_job(&c, &cookie, r.headers[header::LOCATION].to_str().unwrap()).await;
+        assert!(job["lines"].to_string().contains("already enrolled"), "{job}");
+        assert_eq!(c.store().find_person("hopper").unwrap().unwrap().templates, 1);
+        let r = post(vec![("csrf", csrf.clone()), ("append", "1".into())], more).await;
+        let job = finished_job(&c, &cookie, r.headers[header::LOCATION].to_str().unwrap()).await;
+        assert_eq!(job["photos_enrolled"].as_u64(), Some(1), "{job}");
+        assert_eq!(c.store().find_person("hopper").unwrap().unwrap().templates, 2);
+
+        use facegate::act::Outbox;
+        let audits = c
+            .store()
+            .pending(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.topic == "audit" && String::from_utf8_lossy(&e.event.payload).contains("\"enroll\""))
+            .count();
+        // hopper, astronaut, hopper again with append (the refused "already enrolled" one never
+        // reached the API: it was refused before any photo was looked at).
+        assert_eq!(audits, 3, "every person's enrolment goes through the API, which audits it");
+        assert_eq!(c.get("/api/bulk/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(c.get("/people/bulk/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+    });
+}
+
+#[test]
+fn the_event_log_shows_door_camera_and_audit_events_filtered() {
+    use facegate::act::events::{AuditInfo, CameraState, DoorKind, EventBuilder};
+    let c = console();
+    let mut store = c.store();
+    let b = EventBuilder::new("n1");
+    let at: jiff::Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+    let offline = CameraState {
+        camera: "entrance".into(),
+        location: "hall".into(),
+        online: false,
+        reason: Some("no frame for 5 s".into()),
+        fps: None,
+    };
+    let audit =
+        AuditInfo { actor: "office".into(), via: "web".into(), command: "rename".into(), ok: true, error: None };
+    store
+        .enqueue(&[
+            b.door("front", &DoorKind::Pulse { ms: 50, by: "remote".into() }, at),
+            b.door("front", &DoorKind::Forced, at),
+            b.door("front", &DoorKind::HeldOpen { seconds: 40.0 }, at),
+            b.camera_state(&offline, at),
+            b.audit(&audit, at),
+        ])
+        .unwrap();
+    let mut denied = granted("2026-03-02T09:01:00Z", 1, "Ann");
+    (denied.kind, denied.reason) = (EventKind::Denied, Some("outside schedule".into()));
+    store.record_event(&denied, &[]).unwrap();
+    rt().block_on(async {
+        let (cookie, csrf) = c.login().await;
+        let all = c.get("/events", Some(&cookie)).await;
+        assert_eq!(all.status, StatusCode::OK);
+        for text in [
+            "relay pulsed 50 ms",
+            "forced",
+            "held open 40 s",
+            "no frame for 5 s",
+            "rename via web: ok",
+            "outside schedule",
+        ] {
+            assert!(all.body.contains(text), "{text} missing: {}", all.body);
+        }
+        let pulses = c.get("/events?kind=pulse", Some(&cookie)).await;
+        assert!(pulses.body.contains("relay pulsed") && !pulses.body.contains("outside schedule"), "{}", pulses.body);
+        let ann = c.get("/events?person=ann", Some(&cookie)).await;
+        assert!(ann.body.contains("outside schedule") && !ann.body.contains("relay pulsed"), "{}", ann.body);
+        let cam = c.get("/events?kind=camera_offline&camera=entrance", Some(&cookie)).await;
+        assert!(cam.body.contains("no frame for 5 s") && !cam.body.contains("rename"), "{}", cam.body);
+        let day = c.get("/events?from=2026-03-02&to=2026-03-02", Some(&cookie)).await;
+        assert!(day.body.contains("relay pulsed") && day.body.contains("outside schedule"));
+        let later = c.get("/events?from=2026-03-03", Some(&cookie)).await;
+        assert!(!later.body.contains("relay pulsed") && !later.body.contains("outside schedule"));
+        for bad in ["/events?from=monday", "/events?from=2026-03-05&to=2026-03-01", "/events?kind=party"] {
+            let r = c.get(bad, Some(&cookie)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+
+        // The doctor checks run from the health page, on demand, behind the CSRF token.
+        let h = c.get("/health", Some(&cookie)).await;
+        assert!(h.body.contains("Not run yet") && h.body.contains("Test door front"), "{}", h.body);
+        assert_eq!(c.post_form("/health/doctor", Some(&cookie), &[("csrf", "")]).await.status, StatusCode::FORBIDDEN);
+        let r = c.post_form("/health/doctor", Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let h = c.get("/health", Some(&cookie)).await;
+        for text in ["Run at", "onnxruntime", "models", "integrity check", "door front"] {
+            assert!(h.body.contains(text), "{text} missing from the checks: {}", h.body);
+        }
     });
 }
 

@@ -75,6 +75,11 @@ pub enum Request {
     DismissUnknown {
         group: i64,
     },
+    /// Delete one template of a person (a wrong photo). The console's; not an MQTT command.
+    DeleteTemplate {
+        person: String,
+        template: i64,
+    },
 }
 
 /// `enroll`: photos (JPEG/PNG bytes) of one person.
@@ -107,6 +112,7 @@ impl Request {
             Request::Snapshot { .. } => "snapshot",
             Request::LabelUnknown { .. } => "label_unknown",
             Request::DismissUnknown { .. } => "dismiss_unknown",
+            Request::DeleteTemplate { .. } => "delete_template",
         }
     }
 
@@ -120,8 +126,9 @@ impl Request {
     }
 }
 
-/// Every request name, in the order of [`Request`] (the inbox's `label_unknown` and
-/// `dismiss_unknown` are the console's only: strangers' faces are not sent over MQTT).
+/// Every request name MQTT accepts as a command, in the order of [`Request`] (the inbox's
+/// `label_unknown` and `dismiss_unknown`, and `delete_template`, are the console's only:
+/// strangers' faces are not sent over MQTT).
 pub const REQUESTS: [&str; 11] = [
     "open_door",
     "enroll",
@@ -305,6 +312,9 @@ impl NodeApi {
     pub fn snapshot(&mut self, actor: &Actor, camera: Option<&str>) -> ApiResult {
         self.execute(actor, Request::Snapshot { camera: camera.map(str::to_string) })
     }
+    pub fn delete_template(&mut self, actor: &Actor, person: &str, template: i64) -> ApiResult {
+        self.execute(actor, Request::DeleteTemplate { person: person.into(), template })
+    }
 
     fn run(&mut self, actor: &Actor, request: Request) -> anyhow::Result<Value> {
         match request {
@@ -355,7 +365,29 @@ impl NodeApi {
             Request::Snapshot { camera } => self.do_snapshot(camera.as_deref()),
             Request::LabelUnknown { group, person, role } => self.do_label_unknown(group, &person, role),
             Request::DismissUnknown { group } => self.do_dismiss_unknown(group),
+            Request::DeleteTemplate { person, template } => self.do_delete_template(&person, template),
         }
+    }
+
+    /// Refuses to delete a person's last template: that would lock them out of every door
+    /// without a word (the person stays listed but never matches). An administrator replacing a
+    /// bad photo enrols the new one first; one who wants them out removes the person.
+    fn do_delete_template(&mut self, person: &str, template: i64) -> anyhow::Result<Value> {
+        let Some(p) = self.store.find_person(person)? else { anyhow::bail!("no person `{person}`") };
+        let who = format!("#{}", p.id);
+        let templates = self.store.templates_of(&who)?;
+        if !templates.iter().any(|(id, _, _)| *id == template) {
+            anyhow::bail!("{} has no template #{template} (deleted already?)", p.name);
+        }
+        if templates.len() == 1 {
+            anyhow::bail!(
+                "this is {}'s only template: deleting it would stop them being recognised at any door; enrol a \
+                 better photo first and then delete this one, or remove the person to stop them getting in",
+                p.name
+            );
+        }
+        self.store.delete_template(&who, template)?;
+        Ok(json!({ "person": p.id, "deleted_template": template }))
     }
 
     fn do_open_door(&mut self, actor: &Actor, door: Option<&str>) -> anyhow::Result<Value> {

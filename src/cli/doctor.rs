@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Args;
+use serde::Serialize;
 
 use crate::act::door::{Driver, open_output};
 use crate::act::store::Store;
@@ -28,55 +29,107 @@ pub struct DoctorArgs {
     pub mqtt_timeout: f64,
 }
 
-/// Prints one check's result; returns whether it passed.
-fn report(name: &str, result: Result<String>) -> bool {
-    match result {
-        Ok(detail) => {
-            println!("ok    {name}: {detail}");
-            true
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    /// The node works, but something is weaker than it should be.
+    Warn,
+    Fail,
+    /// Not checked (the feature is off, or the part is in use by the running node).
+    Skip,
+}
+
+/// One line of `facegate doctor` (and of the console's health page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub level: Level,
+    pub detail: String,
+}
+
+impl Check {
+    fn of(name: &str, result: Result<String>) -> Check {
+        match result {
+            Ok(detail) => Check { name: name.into(), level: Level::Ok, detail },
+            Err(e) => Check { name: name.into(), level: Level::Fail, detail: format!("{e:#}") },
         }
-        Err(e) => {
-            println!("FAIL  {name}: {e:#}");
-            false
-        }
+    }
+
+    fn other(name: &str, level: Level, detail: &str) -> Check {
+        Check { name: name.into(), level, detail: detail.into() }
     }
 }
 
-/// Prints a warning: the node works, but something is weaker than it should be.
-fn warn(name: &str, detail: &str) {
-    println!("warn  {name}: {detail}");
+/// Every check of `facegate doctor`, in order. `in_service`: asked by the running node (the
+/// console's health page), whose cameras and relay pins are in use by the service: probing them
+/// again would fail or disturb them, so they are skipped (the page shows their live state).
+pub fn checks(config: &Config, args: &DoctorArgs, in_service: bool) -> Vec<Check> {
+    // The config was loaded and validated before we got here: a bad one never reaches this line.
+    let mut out =
+        vec![Check::of("config", Ok(format!("{} camera(s), {} door(s)", config.cameras.len(), config.doors.len())))];
+    out.push(Check::of("clock", check_clock()));
+    out.push(Check::of("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r))));
+    out.push(Check::of("models", check_models(config)));
+    out.push(Check::of("matching", check_matching(config)));
+    out.push(Check::of("liveness", check_liveness(config)));
+    out.push(Check::of("database", check_store(config)));
+    if let Some(w) = store_permissions(config) {
+        out.push(Check::other("database", Level::Warn, &w));
+    }
+    for camera in &config.cameras {
+        let name = format!("camera {}", camera.name);
+        out.push(if in_service {
+            Check::other(&name, Level::Skip, "in use by the service: its state and frame rate are shown above")
+        } else {
+            Check::of(&name, check_camera(camera, args.camera_timeout))
+        });
+    }
+    for door in &config.doors {
+        let name = format!("door {}", door.name);
+        let result = match door.relay.driver {
+            Driver::DryRun => Ok("dry run (logs only; no relay is switched)".to_string()),
+            _ if in_service => {
+                out.push(Check::other(
+                    &name,
+                    Level::Skip,
+                    "relay pin held by the service: use \"Test door\" to pulse it",
+                ));
+                continue;
+            }
+            _ => open_output(&door.relay, &door.name).map(|_| "relay pin claimed and released".to_string()),
+        };
+        out.push(Check::of(&name, result));
+    }
+    if config.mqtt.enabled {
+        out.push(Check::of("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout))));
+        for w in broker::warnings(&config.mqtt) {
+            out.push(Check::other("mqtt security", Level::Warn, &w));
+        }
+    } else {
+        out.push(Check::other("mqtt", Level::Skip, "[mqtt] enabled = false"));
+    }
+    out
+}
+
+/// Whether the node is ready: no check failed.
+pub fn ready(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.level != Level::Fail)
 }
 
 pub fn run(config: &Config, args: DoctorArgs) -> Result<i32> {
-    // The config was loaded and validated before we got here: a bad one never reaches this line.
-    let mut ok = report("config", Ok(format!("{} camera(s), {} door(s)", config.cameras.len(), config.doors.len())));
-    ok &= report("clock", check_clock());
-    ok &= report("onnxruntime", Runtime::load(config.runtime.clone()).map(|r| describe_runtime(&r)));
-    ok &= report("models", check_models(config));
-    ok &= report("matching", check_matching(config));
-    ok &= report("liveness", check_liveness(config));
-    ok &= report("database", check_store(config));
-    if let Some(w) = store_permissions(config) {
-        warn("database", &w);
-    }
-    for camera in &config.cameras {
-        ok &= report(&format!("camera {}", camera.name), check_camera(camera, args.camera_timeout));
-    }
-    for door in &config.doors {
-        let result = match door.relay.driver {
-            Driver::DryRun => Ok("dry run (logs only; no relay is switched)".to_string()),
-            _ => open_output(&door.relay, &door.name).map(|_| "relay pin claimed and released".to_string()),
+    let checks = checks(config, &args, false);
+    for c in &checks {
+        let tag = match c.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+            Level::Skip => "skip",
         };
-        ok &= report(&format!("door {}", door.name), result);
+        println!("{tag}  {}: {}", c.name, c.detail);
     }
-    if config.mqtt.enabled {
-        ok &= report("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout)));
-        for w in broker::warnings(&config.mqtt) {
-            warn("mqtt security", &w);
-        }
-    } else {
-        println!("skip  mqtt: [mqtt] enabled = false");
-    }
+    let ok = ready(&checks);
     println!("{}", if ok { "node ready" } else { "node NOT ready: fix the FAIL lines above" });
     Ok(if ok { 0 } else { 1 })
 }

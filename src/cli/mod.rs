@@ -5,7 +5,7 @@ mod bench;
 mod bench_compare;
 mod demo;
 mod detect;
-mod doctor;
+pub(crate) mod doctor;
 mod door;
 pub(crate) mod draw;
 mod eval;

@@ -8,7 +8,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::act::store::{NewTemplate, Store};
+use crate::act::store::Store;
+use crate::bulk_enroll::{Batch, Limits, Report};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::gallery::matcher::{Identification, Matcher};
@@ -89,15 +90,6 @@ pub fn enroll(config: &Config, args: EnrollArgs) -> Result<i32> {
     }
 }
 
-/// A template from an enrolment photo (its one face's embedding and the photo's hash), and the
-/// photo's bytes.
-fn template(engine: &mut Engine, path: &Path, force: bool) -> Result<(Vec<u8>, NewTemplate)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let face = engine.enrollment_face(path, force)?;
-    let t = NewTemplate { embedding: face.embedding, source_sha256: crate::vision::models::sha256_hex(&bytes) };
-    Ok((bytes, t))
-}
-
 /// Stores one person's checked photos: returns how many became new templates.
 pub(crate) type StorePerson<'a> = dyn FnMut(&Engine, &str, Vec<Vec<u8>>, &[NewTemplate]) -> Result<usize> + 'a;
 
@@ -136,12 +128,12 @@ fn enroll_one(config: &Config, name: &str, images: &[PathBuf], force: bool) -> R
     Ok(0)
 }
 
-/// `enroll --from DIR`: each sub-folder is a person. A bad photo is reported and skipped; the
-/// person is enrolled from their good photos. Exit code 1 if any photo or person failed.
+/// `enroll --from DIR`: each sub-folder is a person. A bad photo (or a file that is not a
+/// photo) is reported and skipped; the person is enrolled from their good photos. Exit code 1
+/// if any photo or person failed. The same batch code as the console's zip upload.
 fn enroll_folder(config: &Config, dir: &Path, force: bool) -> Result<i32> {
-    let people = people_in(dir)?;
-    let total: usize = people.iter().map(|(_, photos)| photos.len()).sum();
-    if total == 0 {
+    let mut batch = Batch::from_dir(dir, &Limits::default())?;
+    if batch.photo_count() == 0 {
         bail!(
             "no photos (jpg, jpeg, png) found in the sub-folders of {}: put each person's photos in DIR/NAME/",
             dir.display()
@@ -149,12 +141,9 @@ fn enroll_folder(config: &Config, dir: &Path, force: bool) -> Result<i32> {
     }
     let mut engine = Engine::open(config)?;
     let mut store_person = through_api(config, force)?;
-    let (enrolled, failures) = enroll_people(&mut engine, &people, total, force, &mut *store_person)?;
-    println!(
-        "enrolled {enrolled} of {} people into {}; {failures} problem(s)",
-        people.len(),
-        config.store.path.display()
-    );
+    let people = batch.people().len();
+    let (enrolled, failures) = enroll_batch(&mut engine, &mut batch, force, &mut *store_person)?;
+    println!("enrolled {enrolled} of {people} people into {}; {failures} problem(s)", config.store.path.display());
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
@@ -179,51 +168,51 @@ pub(crate) fn people_in(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 pub(crate) fn enroll_people(
     engine: &mut Engine,
     people: &[(String, Vec<PathBuf>)],
-    total: usize,
+    _total: usize,
     force: bool,
     store_person: &mut StorePerson<'_>,
 ) -> Result<(usize, usize)> {
-    let bar = ProgressBar::new(total as u64);
+    enroll_batch(engine, &mut Batch::from_paths(people, &Limits::default()), force, store_person)
+}
+
+/// Runs a batch through the shared photo check, hands each person's good photos to
+/// `store_person` (create or add), and prints each problem above a progress bar.
+fn enroll_batch(
+    engine: &mut Engine,
+    batch: &mut Batch,
+    force: bool,
+    store_person: &mut StorePerson<'_>,
+) -> Result<(usize, usize)> {
+    let bar = ProgressBar::new(batch.photo_count() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} photos, {msg} [{elapsed}, eta {eta}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (mut failures, mut enrolled) = (0, 0);
-    for (name, photos) in people {
-        bar.set_message(name.clone());
-        let (mut images, mut templates) = (Vec::new(), Vec::new());
-        for photo in photos {
-            match template(engine, photo, force) {
-                Ok((bytes, t)) => {
-                    images.push(bytes);
-                    templates.push(t);
-                }
-                Err(e) => {
-                    failures += 1;
-                    bar.println(format!("{name}: skipped: {e:#}"));
-                }
-            }
-            bar.inc(1);
+    let mut enrol = |name: &str, photos: &[(String, Vec<u8>)]| -> Result<Vec<crate::enroll::PhotoResult>> {
+        let (templates, results) = crate::enroll::check_photos(engine, photos, force);
+        if !templates.is_empty() {
+            let good = photos.iter().zip(&results).filter(|(_, r)| r.outcome.is_ok());
+            let images = good.map(|((_, bytes), _)| bytes.clone()).collect();
+            let added = store_person(engine, name, images, &templates)?;
+            bar.println(format!("{name}: {added} new photo(s) of {}", photos.len()));
         }
-        if templates.is_empty() {
-            if !photos.is_empty() {
-                bar.println(format!("{name}: not enrolled: no usable photo"));
-            }
-            continue;
+        Ok(results)
+    };
+    let mut printed = 0;
+    let mut progress = |r: &Report| {
+        bar.set_position(r.photos_done as u64);
+        if let Some(c) = &r.current {
+            bar.set_message(c.clone());
         }
-        match store_person(engine, name, images, &templates) {
-            Ok(added) => {
-                enrolled += 1;
-                bar.println(format!("{name}: {added} new photo(s) of {}", photos.len()));
-            }
-            Err(e) => {
-                failures += 1;
-                bar.println(format!("{name}: not enrolled: {e:#}"));
-            }
+        for line in r.lines.iter().skip(printed).filter(|l| !l.ok) {
+            let who = if line.person.is_empty() { String::new() } else { format!("{}: ", line.person) };
+            bar.println(format!("{who}skipped: {}", line.message));
         }
-    }
+        printed = r.lines.len();
+    };
+    let report = crate::bulk_enroll::run(batch, &mut enrol, &mut progress);
     bar.finish_and_clear();
-    Ok((enrolled, failures))
+    Ok((report.people_enrolled, report.problems))
 }
 
 #[derive(Serialize)]

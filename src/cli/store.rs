@@ -244,7 +244,7 @@ pub fn torture(config: &Config, args: TortureArgs) -> Result<i32> {
         let tag = format!("{}-{i}", args.seed);
         if i.is_multiple_of(8) {
             let person = format!("p{}", i / 8 % 5);
-            let t = NewTemplate { embedding: vec![i as f32; TORTURE_DIM], source_sha256: tag.clone() };
+            let t = NewTemplate { embedding: vec![i as f32; TORTURE_DIM], source_sha256: tag.clone(), thumbnail: None };
             store.add_templates(&person, &model, &[t])?;
             writeln!(out, "T {person} {tag} {i}")?;
         } else {

@@ -20,13 +20,7 @@ pub fn web_actor(admin: &str) -> Actor {
     Actor::new(admin, Scopes::all(), Via::Web)
 }
 
-/// What happened to one uploaded photo.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PhotoResult {
-    pub name: String,
-    /// `Ok(())` when it became a template; else the reason, for the person to read.
-    pub outcome: std::result::Result<(), String>,
-}
+pub use crate::enroll::PhotoResult;
 
 pub struct Console {
     config: Config,
@@ -119,14 +113,10 @@ impl Console {
         ))
     }
 
-    pub fn delete_template(&self, store: &mut Store, actor: &Actor, who: &str, template: i64) -> Result<()> {
-        let result = match store.delete_template(who, template) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(anyhow::anyhow!("{who} has no template #{template}")),
-            Err(e) => Err(e),
-        };
-        self.audit(store, actor, "delete_template", &result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}")));
-        result
+    /// Deletes one template through the API (which refuses the last one, and audits).
+    pub fn delete_template(&mut self, actor: &Actor, who: &str, template: i64) -> Result<()> {
+        self.api.delete_template(actor, who, template)?;
+        Ok(())
     }
 
     fn engine(&mut self) -> Result<&mut Engine> {
@@ -137,33 +127,28 @@ impl Console {
     }
 
     /// Enrolls `who` from photos: each is checked alone (decodes within the decoder's limits,
-    /// shows exactly one face) and gets its own result; the good ones go to the API, which
-    /// creates the person (or adds to them when `existing`) and applies its own rules.
+    /// shows exactly one face of enrolment quality, unless `force`) and gets its own result; the
+    /// good ones go to the API, which creates the person (or adds to them when `existing`) and
+    /// applies its own rules.
     pub fn enroll_photos(
         &mut self,
         actor: &Actor,
         who: &str,
         existing: bool,
+        force: bool,
         photos: &[(String, Vec<u8>)],
     ) -> Result<Vec<PhotoResult>> {
         crate::act::store::check_person_name(who)?;
-        let mut results = Vec::new();
-        let mut good = Vec::new();
         let engine = self.engine()?;
-        for (name, bytes) in photos {
-            let one = [(name.clone(), bytes.clone())];
-            let outcome = match crate::enroll::templates_from_photos(engine, &one, false) {
-                Ok(_) => {
-                    good.push(bytes.clone());
-                    Ok(())
-                }
-                Err(e) => Err(format!("{e:#}").replace("nothing was enrolled:\n  ", "")),
-            };
-            results.push(PhotoResult { name: name.clone(), outcome });
-        }
+        let (_, results) = crate::enroll::check_photos(engine, photos, force);
+        let good: Vec<Vec<u8>> = photos
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.outcome.is_ok())
+            .map(|((_, bytes), _)| bytes.clone())
+            .collect();
         if !good.is_empty() {
-            let request =
-                EnrollRequest { name: who.to_string(), role: None, images: good, append: existing, force: false };
+            let request = EnrollRequest { name: who.to_string(), role: None, images: good, append: existing, force };
             self.api.enroll(actor, request)?;
         }
         Ok(results)

@@ -23,7 +23,7 @@ use super::auth::{self, Auth, Session};
 use super::console::{Console, web_actor};
 use super::live::LiveFeed;
 use super::pages;
-use crate::act::store::{EventFilter, EventKind, Store};
+use crate::act::store::{EventFilter, Store};
 use crate::api::{Actor, ApiError, ErrorKind, NodeApi};
 use crate::capture::FrameHub;
 use crate::config::Config;
@@ -39,6 +39,10 @@ pub struct WebState {
     pub tz: jiff::tz::TimeZone,
     /// Mark the session cookie `Secure` (served over TLS).
     pub secure: bool,
+    /// Bulk enrolment jobs (zip uploads).
+    pub bulk: super::bulk::Jobs,
+    /// The last `doctor` run from the health page.
+    pub doctor: super::events::Doctor,
 }
 
 impl WebState {
@@ -58,6 +62,8 @@ impl WebState {
             hub,
             tz: config.service.time_zone()?,
             secure: config.web.tls,
+            bulk: Default::default(),
+            doctor: Default::default(),
         })
     }
 
@@ -92,13 +98,14 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/people/:id/enroll", post(enroll_upload))
         .route("/people/:id/capture", post(enroll_camera))
         .route("/people/:id/templates/:template/delete", post(delete_template))
+        .route("/people/:id/templates/:template/thumb.jpg", get(template_thumbnail))
         .route("/enroll", post(enroll_new))
         .route("/attendance", get(attendance_page))
         .route("/attendance.csv", get(attendance_csv))
-        .route("/events", get(events_page))
-        .route("/health", get(health_page))
         .route("/doors/:door/test", post(test_door))
         .merge(super::inbox::routes())
+        .merge(super::bulk::routes())
+        .merge(super::events::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -426,7 +433,7 @@ async fn person_page(State(state): St, admin: Admin, Path(id): Path<String>) -> 
         Ok(p) => p,
         Err(r) => return r,
     };
-    let templates = match state.store().templates_of(&format!("#{}", person.id)) {
+    let templates = match state.store().template_infos(&format!("#{}", person.id)) {
         Ok(t) => t,
         Err(e) => return internal(Some(&admin), e),
     };
@@ -538,11 +545,12 @@ async fn enroll(state: Arc<WebState>, admin: Admin, multipart: Multipart, who: O
     if photos.is_empty() {
         return bad_request(&admin, "choose at least one photo (JPEG or PNG) showing the person's face");
     }
+    let force = fields.get("force").is_some_and(|v| v == "1");
     let actor = admin.actor();
     let st = Arc::clone(&state);
     let who2 = who.clone();
     let result =
-        tokio::task::spawn_blocking(move || st.console().enroll_photos(&actor, &who2, existing, &photos)).await;
+        tokio::task::spawn_blocking(move || st.console().enroll_photos(&actor, &who2, existing, force, &photos)).await;
     let results = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return refused(&admin, e),
@@ -607,11 +615,29 @@ async fn delete_template(
         Err(r) => return r,
     };
     let Ok(template) = template.parse::<i64>() else { return bad_request(&admin, "no such template") };
-    let result =
-        state.console().delete_template(&mut state.store(), &admin.actor(), &format!("#{}", person.id), template);
+    let result = state.console().delete_template(&admin.actor(), &format!("#{}", person.id), template);
     match result {
         Ok(()) => Redirect::to(&format!("/people/{}", person.id)).into_response(),
-        Err(e) => bad_request(&admin, format!("{e:#}")),
+        Err(e) => refused(&admin, e),
+    }
+}
+
+/// One template's face thumbnail (a 404 for a template without one: the page shows a placeholder).
+async fn template_thumbnail(State(state): St, admin: Admin, Path((id, template)): Path<(String, String)>) -> Response {
+    let person = match person_by_id(&state, &admin, &id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(template) = template.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, "no such template").into_response();
+    };
+    match state.store().template_thumbnail(&format!("#{}", person.id), template) {
+        Ok(Some(jpeg)) => {
+            ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=3600")], jpeg)
+                .into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "this template has no picture").into_response(),
+        Err(e) => internal(Some(&admin), e),
     }
 }
 
@@ -680,53 +706,7 @@ async fn attendance_csv(State(state): St, admin: Admin, Query(r): Query<Range>) 
     response
 }
 
-// ---------- events and health ----------
-
-#[derive(Deserialize, Default)]
-pub struct EventQuery {
-    pub kind: Option<String>,
-    pub camera: Option<String>,
-    pub person: Option<String>,
-}
-
-async fn events_page(State(state): St, admin: Admin, Query(q): Query<EventQuery>) -> Response {
-    let nonempty = |s: &Option<String>| {
-        s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect())
-    };
-    let kind = match q.kind.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(k) => match k.parse::<EventKind>() {
-            Ok(k) => Some(k),
-            Err(e) => return bad_request(&admin, e),
-        },
-        None => None,
-    };
-    let filter = EventFilter { kind, camera: nonempty(&q.camera), person: nonempty(&q.person), from: None, to: None };
-    match state.store().recent_events(&filter, 200) {
-        Ok(events) => pages::events(&admin.session, &q, &events, &state.tz, &state.config).into_response(),
-        Err(e) => internal(Some(&admin), e),
-    }
-}
-
-async fn health_page(State(state): St, admin: Admin) -> Response {
-    let cameras = state.hub.as_ref().map(|h| h.stats()).unwrap_or_default();
-    let (waiting, dropped, integrity) = {
-        let mut store = state.store();
-        use crate::act::Outbox;
-        (store.waiting().ok(), store.outbox_dropped().ok(), store.integrity_check().map_err(|e| format!("{e:#}")))
-    };
-    let checks = vec![
-        ("database".to_string(), integrity.map(|()| "integrity check passed".to_string())),
-        (
-            "clock".to_string(),
-            if jiff::Timestamp::now().as_second() < 1_735_689_600 {
-                Err("the system clock is before 2025: enable NTP".to_string())
-            } else {
-                Ok(jiff::Timestamp::now().to_string())
-            },
-        ),
-    ];
-    pages::health(&admin.session, &state.config, &cameras, waiting, dropped, &checks).into_response()
-}
+// ---------- doors ----------
 
 async fn test_door(State(state): St, admin: Admin, Path(door): Path<String>, Form(form): Form<CsrfForm>) -> Response {
     if let Err(r) = admin.check_csrf(&form.csrf) {

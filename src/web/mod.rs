@@ -11,7 +11,11 @@ pub mod config;
 #[cfg(feature = "web")]
 pub mod auth;
 #[cfg(feature = "web")]
+mod bulk;
+#[cfg(feature = "web")]
 pub mod console;
+#[cfg(feature = "web")]
+mod events;
 #[cfg(feature = "web")]
 mod handlers;
 #[cfg(feature = "web")]

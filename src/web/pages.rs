@@ -4,13 +4,11 @@
 use axum::response::Html;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use super::auth::Session;
 use super::console::PhotoResult;
-use super::handlers::EventQuery;
-use crate::act::store::{AccessEvent, DayAttendance, PersonRecord};
-use crate::capture::CameraStats;
+use crate::act::store::{DayAttendance, PersonRecord, TemplateInfo};
 use crate::config::Config;
 
 pub const CSS: &str = r#"
@@ -26,8 +24,26 @@ input,select,button{font:inherit;padding:.35em .5em;margin:.15em 0}button{cursor
 .cam img{width:100%;display:block;background:#000;min-height:120px}.cam canvas{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
 .side{flex:1 1 260px}.granted{color:#0a7a32}.denied,.alert,.unknown{color:#b3261e}
 form.inline{display:inline}.row{display:flex;flex-wrap:wrap;gap:.5em;align-items:end}
-.bar{fill:#3b7dd8}.faces{display:flex;flex-wrap:wrap;gap:.3em}.faces img{width:72px;height:72px;border-radius:4px;background:#ccc}
-svg text{font-size:10px;fill:#444}
+.bar{fill:#3b7dd8}svg text{font-size:10px;fill:#444}
+.faces{display:flex;flex-wrap:wrap;gap:.3em}.faces img{width:72px;height:72px;border-radius:4px;background:#ccc}
+.thumbs{display:flex;flex-wrap:wrap;gap:.6em}.thumb{margin:0;width:124px;text-align:center;font-size:.85em}
+.thumb img,.nothumb{width:112px;height:112px;display:block;margin:auto;border-radius:4px;background:#dde3ea}
+.nothumb{display:flex;align-items:center;justify-content:center;color:#667;font-size:.8em}
+label.check{display:flex;gap:.3em;align-items:center}
+progress{width:100%;height:1.2em}
+.scroll{overflow-x:auto}td.warn{color:#8a5a00}tr.journal td{color:#44505c}
+.pulse,.open,.closed,.camera_online{color:#0a5a8a}.forced,.held_open,.stalled,.camera_offline{color:#b3261e}.audit{color:#5b3a8a}
+@media (max-width:640px){
+body{font-size:14px}main{padding:.5em}h1{font-size:1.15em;margin:.3em 0 .5em}h2{font-size:1.05em}
+header{padding:.4em .6em;gap:.1em .9em}header a{padding:.35em 0;font-size:1.05em}header form{margin-left:0;flex-basis:100%;display:flex;gap:.5em;align-items:center;justify-content:space-between}
+.card{padding:.7em;border-radius:4px}
+.row{flex-direction:column;align-items:stretch}.row label,.row input,.row select,.row button{width:100%}
+label.check{flex-direction:row}label.check input{width:auto}
+table{display:block;overflow-x:auto;font-size:.88em}td,th{padding:.3em .35em}
+.cam{flex-basis:100%}.side{flex-basis:100%}
+.thumbs{justify-content:space-between}.thumb{width:31%}.thumb img,.nothumb{width:100%;height:auto;aspect-ratio:1}
+button{min-height:2.2em}
+}
 "#;
 
 pub const JS: &str = r#"
@@ -43,9 +59,16 @@ function decisions(){var t=document.getElementById('decisions');if(!t)return;
 fetch('/api/decisions').then(r=>r.json()).then(function(rows){t.innerHTML='';rows.forEach(function(d){
 var tr=document.createElement('tr');[d.at,d.camera,d.kind,d.person||'unknown',d.similarity!=null?d.similarity.toFixed(2):'',d.reason||''].forEach(function(v,i){
 var td=document.createElement('td');td.textContent=v;if(i==2)td.className=d.kind;tr.appendChild(td)});t.appendChild(tr)})}).catch(function(){});}
+function bulk(){var b=document.getElementById('bulk');fetch('/api/bulk/'+b.dataset.job).then(r=>r.json()).then(function(r){
+document.getElementById('bulk-summary').textContent=r.photos_done+' of '+r.photos_total+' photos, '+r.people_enrolled+' of '+r.people_total+' people enrolled, '+r.problems+' problem(s)'+(r.finished?' — finished':(r.current?' — now: '+r.current:''));
+var bar=document.getElementById('bulk-bar');bar.max=Math.max(1,r.photos_total);bar.value=r.photos_done;
+var t=document.getElementById('bulk-lines');t.innerHTML='';r.lines.forEach(function(l){var tr=document.createElement('tr');
+[l.person,l.photo||'',l.message].forEach(function(v,i){var td=document.createElement('td');td.textContent=v;if(i==2)td.className=l.ok?'ok':'bad';tr.appendChild(td)});t.appendChild(tr)});
+if(!r.finished)setTimeout(bulk,1000);}).catch(function(){setTimeout(bulk,3000)});}
 document.addEventListener('DOMContentLoaded',function(){var cams=[].map.call(document.querySelectorAll('[data-cam]'),e=>e.dataset.cam);
 if(cams.length){setInterval(function(){cams.forEach(drawBoxes)},300);}
 if(document.getElementById('decisions')){decisions();setInterval(decisions,2000);}
+if(document.getElementById('bulk')){bulk();}
 document.querySelectorAll('form[data-confirm]').forEach(function(f){f.addEventListener('submit',function(e){if(!confirm(f.dataset.confirm))e.preventDefault()})});});
 "#;
 
@@ -83,6 +106,19 @@ pub(super) fn layout(session: Option<&Session>, title: &str, body: Markup) -> Ht
         }
         .into_string(),
     )
+}
+
+/// An enrolment message as the console says it (the CLI's flag becomes the form's checkbox).
+pub fn web_wording(message: &str) -> String {
+    message.replace(
+        "(`facegate enroll --force`, or `\"force\": true` in an MQTT enroll, enrols such a photo anyway)",
+        "(tick \"keep photos the quality check refuses\" to enrol it anyway)",
+    )
+}
+
+/// The "keep anyway" choice: enrol photos the quality check refuses (small, blurred, dark...).
+pub fn force_box() -> Markup {
+    html! { label.check { input type="checkbox" name="force" value="1"; " keep photos the quality check refuses" } }
 }
 
 pub(super) fn csrf(s: &Session) -> Markup {
@@ -151,7 +187,16 @@ pub fn people(s: &Session, people: &[PersonRecord], q: &str, config: &Config) ->
                     (csrf(s))
                     label { "Name" br; input name="name" required; }
                     label { "Photos (one face each)" br; input type="file" name="photos" accept="image/jpeg,image/png" multiple required; }
+                    (force_box())
                     button { "Enroll" }
+                }
+                h2 { "Enroll many people from a zip" }
+                form method="post" action="/people/bulk" enctype="multipart/form-data" class="row" {
+                    (csrf(s))
+                    label { "Zip with one folder per person (the folder name is the name)" br; input type="file" name="zip" accept=".zip,application/zip" required; }
+                    label.check { input type="checkbox" name="append" value="1"; " add photos to people who already exist" }
+                    (force_box())
+                    button { "Enroll all" }
                 }
                 h2 { "Add without photos" }
                 form method="post" action="/people" class="row" {
@@ -181,7 +226,7 @@ pub fn people(s: &Session, people: &[PersonRecord], q: &str, config: &Config) ->
 pub fn person(
     s: &Session,
     p: &PersonRecord,
-    templates: &[(i64, String, String)],
+    templates: &[TemplateInfo],
     config: &Config,
     note: Option<&str>,
 ) -> Html<String> {
@@ -213,17 +258,31 @@ pub fn person(
             }
             div.card {
                 h2 { "Templates (" (templates.len()) ")" }
-                table { tbody {
-                    @for (id, created, sha) in templates {
-                        tr { td { "#" (id) } td { (created) } td { code { (&sha[..sha.len().min(12)]) } }
-                             td { form.inline method="post" action={ "/people/" (p.id) "/templates/" (id) "/delete" } data-confirm="Delete this template?" {
-                                 (csrf(s)) button { "Delete" } } } }
+                div.thumbs {
+                    @for t in templates {
+                        figure.thumb {
+                            @if t.has_thumbnail {
+                                img src={ "/people/" (p.id) "/templates/" (t.id) "/thumb.jpg" } alt={ "face of template #" (t.id) } width="112" height="112";
+                            } @else {
+                                div.nothumb title="enrolled before thumbnails were kept, or learnt at the door" { "no picture" }
+                            }
+                            figcaption {
+                                "#" (t.id) " " small { (t.created.get(..10).unwrap_or(&t.created)) }
+                                @if t.source_sha256.starts_with("auto:") { " " small { "learnt" } }
+                                br;
+                                form.inline method="post" action={ "/people/" (p.id) "/templates/" (t.id) "/delete" } data-confirm="Delete this template?" {
+                                    (csrf(s)) button { "Delete" }
+                                }
+                            }
+                        }
                     }
-                } }
+                }
+                @if templates.len() == 1 { p { small { "The only template cannot be deleted (they would no longer be recognised): add a better photo first." } } }
                 h2 { "Add photos" }
                 form method="post" action={ "/people/" (p.id) "/enroll" } enctype="multipart/form-data" class="row" {
                     (csrf(s))
                     input type="file" name="photos" accept="image/jpeg,image/png" multiple required;
+                    (force_box())
                     button { "Upload" }
                 }
                 @if !config.cameras.is_empty() {
@@ -257,10 +316,14 @@ pub fn enroll_result(s: &Session, who: &str, id: Option<i64>, results: &[PhotoRe
                 @for r in results {
                     tr { td { (r.name) } @match &r.outcome {
                         Ok(()) => td.ok { "enrolled" },
-                        Err(e) => td.bad { (e) },
+                        Err(e) => td.bad { (web_wording(e)) },
                     } }
                 }
             } }
+            @if results.iter().any(|r| r.outcome.as_ref().is_err_and(|e| e.contains("--force"))) {
+                p { small { "A photo the quality check refused can still be kept: upload it again with "
+                    b { "keep photos the quality check refuses" } " ticked (it may match less well at the door)." } }
+            }
             p { @if let Some(id) = id { a href={ "/people/" (id) } { "Open " (who) } } @else { a href="/people" { "Back to people" } } }
         },
     )
@@ -313,84 +376,6 @@ pub fn attendance(s: &Session, from: Date, to: Date, days: &[DayAttendance], tz:
                 tbody { @for d in days { tr { td{(d.date)} td{(d.person)} td{(t(d.first_in))} td{(t(d.last_out))} td{(d.passes)} } } }
             }
             p { (days.len()) " person-day(s)" }
-        },
-    )
-}
-
-pub fn events(
-    s: &Session,
-    q: &EventQuery,
-    events: &[(i64, AccessEvent)],
-    tz: &TimeZone,
-    config: &Config,
-) -> Html<String> {
-    let val = |o: &Option<String>| o.clone().unwrap_or_default();
-    layout(
-        Some(s),
-        "Events",
-        html! {
-            div.card {
-                form method="get" action="/events" class="row" {
-                    label { "Kind" br; select name="kind" {
-                        option value="" { "any" }
-                        @for k in ["granted", "denied", "unknown", "alert"] { option selected[q.kind.as_deref() == Some(k)] { (k) } }
-                    } }
-                    label { "Camera" br; select name="camera" {
-                        option value="" { "any" }
-                        @for c in &config.cameras { option selected[q.camera.as_deref() == Some(c.name.as_str())] { (c.name) } }
-                    } }
-                    label { "Person" br; input name="person" value=(val(&q.person)); }
-                    button { "Filter" }
-                }
-            }
-            table {
-                thead { tr { th{"time"} th{"camera"} th{"door"} th{"kind"} th{"person"} th{"similarity"} th{"reason"} th{"votes"} } }
-                tbody { @for (_, e) in events { tr {
-                    td { (local_time(tz, e.at)) } td { (e.camera) } td { (e.door.as_deref().unwrap_or("")) }
-                    td class=(e.kind.as_str()) { (e.kind.as_str()) } td { (e.person_name.as_deref().unwrap_or("unknown")) }
-                    td { @if let Some(v) = e.similarity { (format!("{v:.2}")) } } td { (e.reason.as_deref().unwrap_or("")) }
-                    td { (e.votes) "/" (e.window) }
-                } } }
-            }
-            p { small { "Door pulses, forced and held-open doors and camera changes are MQTT events (see the outbox on Health)." } }
-        },
-    )
-}
-
-pub fn health(
-    s: &Session,
-    config: &Config,
-    cameras: &[CameraStats],
-    waiting: Option<u64>,
-    dropped: Option<u64>,
-    checks: &[(String, Result<String, String>)],
-) -> Html<String> {
-    let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-    layout(
-        Some(s),
-        "Health",
-        html! {
-            div.card { h2 { "Cameras" } table {
-                thead { tr { th{"camera"} th{"state"} th{"fps"} th{"frames"} th{"dropped"} th{"corrupt"} th{"reconnects"} } }
-                tbody { @for c in cameras { tr {
-                    td{(c.name)} td{(format!("{:?}", c.state))} td{(format!("{:.1}", c.fps))} td{(c.frames)} td{(c.stale_drops)} td{(c.corrupt)} td{(c.reconnects)}
-                } } }
-            } }
-            div.card { h2 { "Outbox" } p { (opt(waiting)) " event(s) waiting for the broker, " (opt(dropped)) " dropped ever" } }
-            div.card { h2 { "Checks" } table { tbody { @for (name, r) in checks { tr { td { (name) } @match r {
-                Ok(t) => td.ok { "ok: " (t) }, Err(e) => td.bad { "FAIL: " (e) },
-            } } } } }
-              p { small { "The full set, with cameras and the broker probed: " code { "facegate doctor" } } } }
-            div.card { h2 { "Doors" }
-                @for d in &config.doors {
-                    form.inline method="post" action={ "/doors/" (d.name) "/test" } data-confirm={ "Pulse the relay of door " (d.name) " now?" } {
-                        (csrf(s)) button { "Test door " (d.name) }
-                    }
-                    " "
-                }
-                @if config.doors.is_empty() { p { "no door configured" } }
-            }
-            (PreEscaped(""))
         },
     )
 }

@@ -8,6 +8,7 @@
 
 mod admins;
 mod events;
+mod journal;
 mod keys;
 mod outbox;
 mod people;
@@ -26,10 +27,11 @@ use crate::gallery::TemplateModel;
 
 pub use admins::AdminRecord;
 pub use events::{AccessEvent, DayAttendance, EventFilter, EventKind};
+pub use journal::{JournalEntry, JournalFilter, KINDS as JOURNAL_KINDS};
 pub use keys::{KeyRecord, MAX_NONCES_PER_KEY, NonceUse};
 pub use people::{ForgetReport, PersonRecord, check_person_name};
 pub use schema::LATEST as SCHEMA_VERSION;
-pub use templates::{LearntTemplate, NewTemplate};
+pub use templates::{LearntTemplate, MAX_THUMBNAIL_BYTES, NewTemplate, TemplateInfo};
 pub use unknown::{UnknownAdded, UnknownEvidence, UnknownFace, UnknownGroup, UnknownSample};
 
 /// How long a writer waits for another process's write lock before giving up.

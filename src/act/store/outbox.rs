@@ -41,6 +41,7 @@ pub(super) fn insert_outbox(
         let person = person_id.or_else(|| topic_person(&e.topic));
         insert.execute(params![e.event_id, e.topic, with_seq(tx, &e.payload)?, e.retain, now, person])?;
     }
+    super::journal::record(tx, events)?;
     enforce_cap(tx, cap)
 }
 

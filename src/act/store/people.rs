@@ -326,7 +326,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let mut s = Store::open(&path).unwrap();
         let model = TemplateModel { id: "m".into(), dim: 2 };
-        let tpl = |sha: &str| NewTemplate { embedding: vec![0.6, 0.8], source_sha256: sha.into() };
+        let tpl = |sha: &str| NewTemplate { embedding: vec![0.6, 0.8], source_sha256: sha.into(), thumbnail: None };
         s.add_templates("Ann", &model, &[tpl("a1"), tpl("a2")]).unwrap();
         s.add_templates("Bob", &model, &[tpl("b1")]).unwrap();
         let marker = "SECRET-ANN-MARKER-7f3a";

@@ -150,6 +150,20 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE events ADD COLUMN liveness REAL;
     ",
+    // web2 (issue 12): a face thumbnail per template (the console shows it; older templates
+    // have none), and the node journal: door, camera and audit events for the console's event log.
+    "
+    ALTER TABLE templates ADD COLUMN thumbnail BLOB CHECK (thumbnail IS NULL OR length(thumbnail) <= 65536);
+    CREATE TABLE journal (
+        id      INTEGER PRIMARY KEY,
+        at_ms   INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX journal_at ON journal(at_ms);
+    CREATE INDEX journal_subject ON journal(subject, id);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -12,12 +12,27 @@ use crate::gallery::{GalleryStore, Person, TemplateModel};
 use crate::vision::embed::Embedding;
 use crate::vision::models::sha256_hex;
 
+/// The largest thumbnail stored (the schema refuses bigger ones).
+pub const MAX_THUMBNAIL_BYTES: usize = 65_536;
+
 /// A template to store: the embedding and the SHA-256 of the photo it came from (enrolling
 /// the same photo twice adds nothing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTemplate {
     pub embedding: Embedding,
     pub source_sha256: String,
+    /// The face as a small JPEG ([`crate::vision::thumbnail`]) for the console; `None` when
+    /// there is no picture (learnt or imported templates).
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+/// A stored template as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateInfo {
+    pub id: i64,
+    pub created: String,
+    pub source_sha256: String,
+    pub has_thumbnail: bool,
 }
 
 /// What [`Store::add_learnt_template`] did.
@@ -79,17 +94,20 @@ impl Store {
         let mut added = 0;
         {
             let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO templates (person_id, embedding, dim, model_id, source_sha256, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO templates (person_id, embedding, dim, model_id, source_sha256, created, thumbnail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for t in templates {
+                // An oversized picture is dropped rather than the template (the schema caps it).
+                let thumbnail = t.thumbnail.as_deref().filter(|j| j.len() <= MAX_THUMBNAIL_BYTES);
                 added += insert.execute(params![
                     person,
                     to_blob(&t.embedding),
                     model.dim as i64,
                     model.id,
                     t.source_sha256,
-                    now
+                    now,
+                    thumbnail
                 ])?;
             }
         }
@@ -105,6 +123,32 @@ impl Store {
             self.conn.prepare("SELECT id, created, source_sha256 FROM templates WHERE person_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A person's templates with whether each has a thumbnail, oldest first.
+    pub fn template_infos(&self, who: &str) -> Result<Vec<TemplateInfo>> {
+        let person = Store::require(&self.conn, &self.path, who)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, created, source_sha256, thumbnail IS NOT NULL FROM templates WHERE person_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([person], |r| {
+            Ok(TemplateInfo { id: r.get(0)?, created: r.get(1)?, source_sha256: r.get(2)?, has_thumbnail: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The thumbnail JPEG of one template of `who` (`None`: no such template, or no picture).
+    pub fn template_thumbnail(&self, who: &str, template: i64) -> Result<Option<Vec<u8>>> {
+        let person = Store::require(&self.conn, &self.path, who)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT thumbnail FROM templates WHERE id = ?1 AND person_id = ?2",
+                params![template, person],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Deletes one template of `who` (a wrong photo); false when that person has no such template.
@@ -210,7 +254,11 @@ impl GalleryStore for Store {
         // No photo is known here: identify each template by its own bytes.
         let templates: Vec<NewTemplate> = templates
             .into_iter()
-            .map(|embedding| NewTemplate { source_sha256: sha256_hex(&to_blob(&embedding)), embedding })
+            .map(|embedding| NewTemplate {
+                source_sha256: sha256_hex(&to_blob(&embedding)),
+                embedding,
+                thumbnail: None,
+            })
             .collect();
         self.add_templates(name, &model, &templates).map(|_| ())
     }
@@ -229,7 +277,7 @@ mod tests {
     }
 
     fn t(v: [f32; 3], sha: &str) -> NewTemplate {
-        NewTemplate { embedding: v.to_vec(), source_sha256: sha.into() }
+        NewTemplate { embedding: v.to_vec(), source_sha256: sha.into(), thumbnail: None }
     }
 
     #[test]
@@ -284,8 +332,12 @@ mod tests {
         let err = s.gallery(&other).unwrap_err().to_string();
         assert!(err.contains("re-enroll") && err.contains("Ann"), "{err}");
         assert!(
-            s.add_templates("Bob", &model(), &[NewTemplate { embedding: vec![1.0], source_sha256: "x".into() }])
-                .is_err()
+            s.add_templates(
+                "Bob",
+                &model(),
+                &[NewTemplate { embedding: vec![1.0], source_sha256: "x".into(), thumbnail: None }]
+            )
+            .is_err()
         );
         assert!(s.add_templates("Bob", &model(), &[t([f32::NAN, 0.0, 0.0], "n")]).is_err());
     }
