@@ -304,6 +304,31 @@ impl EventBuilder {
         self.event("audit".into(), "audit", at, body, false)
     }
 
+    /// `audit` by the node itself: a template learnt from a confident recognition
+    /// (`[matching] auto_update`), with the camera and the person's id (never the name: the
+    /// journal keeps no names), so changes to who the door recognises are all on the record.
+    pub fn template_learnt(
+        &self,
+        camera: &str,
+        person_id: i64,
+        learnt: usize,
+        cap: usize,
+        at: Timestamp,
+    ) -> OutboxEvent {
+        let body = json!({
+            "actor": "auto_update",
+            "via": format!("camera {camera} (person #{person_id}, learnt {learnt} of {cap})"),
+            "command": "learn_template",
+            "ok": true,
+            "error": null,
+            "camera": camera,
+            "person_id": person_id,
+            "learnt": learnt,
+            "cap": cap,
+        });
+        self.event("audit".into(), "audit", at, body, false)
+    }
+
     /// `person/<id>/last_seen` (retained): any client can ask where someone was last seen.
     pub fn last_seen(&self, s: &LastSeen, at: Timestamp) -> OutboxEvent {
         let body = json!({

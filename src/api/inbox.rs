@@ -32,6 +32,8 @@ impl NodeApi {
             .map(|s| NewTemplate {
                 embedding: s.embedding.clone(),
                 source_sha256: crate::vision::models::sha256_hex(&s.thumbnail),
+                // The inbox face the administrator looked at becomes the template's picture.
+                thumbnail: Some(s.thumbnail.clone()),
             })
             .collect();
         if templates.is_empty() {

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::act::store::Store;
+use crate::act::store::{NewTemplate, Store};
 use crate::bulk_enroll::{Batch, Limits, Report};
 use crate::config::Config;
 use crate::engine::Engine;

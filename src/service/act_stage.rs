@@ -92,6 +92,14 @@ impl ActStage {
                     self.publish_presence(camera, faces);
                     false
                 }
+                Ok(VisionOutput::TemplateLearnt { camera, person_id, learnt, cap }) => {
+                    if let Some(c) = self.cameras.get(camera) {
+                        let event =
+                            self.events.template_learnt(&c.name, person_id, learnt, cap, jiff::Timestamp::now());
+                        self.enqueue(&[event]);
+                    }
+                    false
+                }
                 Ok(VisionOutput::Snapshot { camera, request_id, jpeg }) => {
                     if let Some(c) = self.cameras.get(camera) {
                         log::info!("snapshot {request_id} of camera {} ({} bytes) queued", c.name, jpeg.len());

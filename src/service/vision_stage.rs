@@ -46,6 +46,14 @@ pub enum VisionOutput {
         camera: usize,
         faces: u32,
     },
+    /// A template was learnt (`[matching] auto_update`): the act stage records it as an event,
+    /// so who the door learns from is on the record, not only in a log line.
+    TemplateLearnt {
+        camera: usize,
+        person_id: i64,
+        learnt: usize,
+        cap: usize,
+    },
     /// A whole frame asked for with the `snapshot` command.
     Snapshot {
         camera: usize,
@@ -255,15 +263,37 @@ impl VisionStage {
     }
 
     /// Stores a learnt template (`[matching] auto_update`); the gallery picks it up on its next
-    /// refresh. Failures are logged: learning is an extra, never a reason to drop a decision.
-    fn learn(&mut self, camera: &str, person: &str, embedding: &[f32], cap: usize) {
+    /// refresh, and the act stage records the event. Failures are logged: learning is an extra,
+    /// never a reason to drop a decision.
+    fn learn(
+        &mut self,
+        index: usize,
+        camera: &str,
+        person: &str,
+        embedding: &[f32],
+        cap: usize,
+    ) -> Option<VisionOutput> {
         use crate::act::store::LearntTemplate;
         match self.store.add_learnt_template(person, &self.engine.template_model(), embedding, cap) {
             Ok(LearntTemplate::Added { learnt }) => {
-                log::info!("template_learnt: {person} on {camera}: learnt template {learnt} of at most {cap}")
+                log::info!("template_learnt: {person} on {camera}: learnt template {learnt} of at most {cap}");
+                match self.store.find_person(person) {
+                    Ok(Some(p)) => Some(VisionOutput::TemplateLearnt { camera: index, person_id: p.id, learnt, cap }),
+                    Ok(None) => None,
+                    Err(e) => {
+                        log::warn!("{camera}: learnt a template of {person} but cannot look them up: {e:#}");
+                        None
+                    }
+                }
             }
-            Ok(other) => log::debug!("{camera}: not learning a template of {person}: {other:?}"),
-            Err(e) => log::warn!("{camera}: could not store a learnt template of {person}: {e:#}"),
+            Ok(other) => {
+                log::debug!("{camera}: not learning a template of {person}: {other:?}");
+                None
+            }
+            Err(e) => {
+                log::warn!("{camera}: could not store a learnt template of {person}: {e:#}");
+                None
+            }
         }
     }
 
@@ -360,7 +390,7 @@ impl VisionStage {
                 (recognised, self.auto_update, &identification)
                 && rules.should_learn(policy.threshold, policy.margin, *similarity, *margin, quality)
             {
-                self.learn(&camera, person, &fused, rules.max_per_person);
+                outputs.extend(self.learn(frame.camera, &camera, person, &fused, rules.max_per_person));
             }
             let snapshot = self
                 .snapshots

@@ -197,4 +197,27 @@ mod tests {
         assert_eq!(front.len(), 1);
         assert!(front[0].detail.contains("no frame for 5 s"));
     }
+
+    #[test]
+    fn a_learnt_template_is_on_the_record_with_the_camera_and_person_id_but_no_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        let at = Timestamp::from_second(1_767_000_000).unwrap();
+        let event = EventBuilder::new("n1").template_learnt("front", 7, 2, 5, at);
+        let body: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+        assert_eq!(
+            (body["person_id"].as_i64(), body["learnt"].as_u64(), body["cap"].as_u64()),
+            (Some(7), Some(2), Some(5))
+        );
+        assert_eq!(event.topic, "audit");
+        s.enqueue(&[event]).unwrap();
+        let audit = s.journal(&JournalFilter { kind: Some("audit".into()), ..Default::default() }, 10).unwrap();
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0].subject, "auto_update");
+        assert!(
+            audit[0].detail.contains("learn_template via camera front (person #7, learnt 2 of 5): ok"),
+            "{}",
+            audit[0].detail
+        );
+    }
 }

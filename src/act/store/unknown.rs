@@ -380,7 +380,7 @@ mod tests {
         assert!(samples[0].quality > samples[1].quality, "best first");
         assert!(s.unknown_samples(9999).unwrap().is_empty());
         // Ann is enrolled (from elsewhere) and then forgotten: her inbox faces go too.
-        let t = NewTemplate { embedding: l2_normalised(&[1.0, 0.02, 0.0]), source_sha256: "a".into() };
+        let t = NewTemplate { embedding: l2_normalised(&[1.0, 0.02, 0.0]), source_sha256: "a".into(), thumbnail: None };
         s.add_templates("Ann", &model(), &[t]).unwrap();
         let report = s.forget("Ann").unwrap();
         assert_eq!(report.unknown_faces, 2);
