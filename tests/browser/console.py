@@ -153,26 +153,6 @@ unknown_inbox = true
         person_url = driver.current_url
         shot("person")
 
-        # Bulk enrolment from a zip: one good photo, one without a face, one file that is not a photo.
-        bulk_zip = os.path.join(work, "staff.zip")
-        with zipfile.ZipFile(bulk_zip, "w") as z:
-            # A stranger nobody enrolled; the scan fails the quality check, hence "keep anyway" below.
-            z.write(os.path.join(fixtures, "strangers/cameraman.jpg"), "staff/Amy Bulk/01.jpg")
-            z.write(os.path.join(fixtures, "noface/cat.jpg"), "staff/Amy Bulk/cat.jpg")
-            z.writestr("staff/Amy Bulk/notes.txt", "not a photo")
-        driver.get(url + "/people")
-        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] input[type='file']").send_keys(bulk_zip)
-        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] input[name='force']").click()
-        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] button").click()
-        wait.until(lambda d: "finished" in d.find_element(By.ID, "bulk-summary").text)
-        lines = driver.find_element(By.ID, "bulk-lines").text
-        assert "not a photo" in lines and "no face found" in lines and "enrolled" in lines, lines
-        assert "1 of 1 people enrolled" in driver.find_element(By.ID, "bulk-summary").text
-        shot("bulk")
-        driver.get(url + "/people")
-        assert "Browser Person" in driver.page_source
-        shot("people")
-
         # The unknown-faces inbox: the stranger's visits appear as a group with thumbnails.
         # The clip loops, so the stranger comes back: wait for a second visit, which should join
         # the first one's group (grouped by embedding similarity).
@@ -198,6 +178,30 @@ unknown_inbox = true
         shot("unknown-labelled")
         driver.get(url + "/people")
         assert "Inbox Stranger" in driver.page_source
+
+        # Bulk enrolment from a zip: one good photo, one without a face, one file that is not a photo.
+        # It comes after the inbox: the good photo is the clip's stranger, labelled "Inbox Stranger"
+        # above, so it is added to them (append ticked); before the label it would have made the
+        # stranger known and the inbox would never see a second visit.
+        bulk_zip = os.path.join(work, "staff.zip")
+        with zipfile.ZipFile(bulk_zip, "w") as z:
+            # The scan fails the quality check, hence "keep anyway" below.
+            z.write(os.path.join(fixtures, "strangers/cameraman.jpg"), "staff/Inbox Stranger/01.jpg")
+            z.write(os.path.join(fixtures, "noface/cat.jpg"), "staff/Inbox Stranger/cat.jpg")
+            z.writestr("staff/Inbox Stranger/notes.txt", "not a photo")
+        driver.get(url + "/people")
+        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] input[type='file']").send_keys(bulk_zip)
+        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] input[name='force']").click()
+        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] input[name='append']").click()
+        driver.find_element(By.CSS_SELECTOR, "form[action='/people/bulk'] button").click()
+        wait.until(lambda d: "finished" in d.find_element(By.ID, "bulk-summary").text)
+        lines = driver.find_element(By.ID, "bulk-lines").text
+        assert "not a photo" in lines and "no face found" in lines and "enrolled" in lines, lines
+        assert "1 of 1 people enrolled" in driver.find_element(By.ID, "bulk-summary").text
+        shot("bulk")
+        driver.get(url + "/people")
+        assert "Browser Person" in driver.page_source
+        shot("people")
         print("inbox: labelled an unknown face as a new person")
 
         # Wait for at least one granted pass so the CSV has rows, then compare with the CLI's.
