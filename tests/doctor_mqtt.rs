@@ -17,6 +17,16 @@ mod listen;
 
 /// An in-process rumqttd that accepts only USER / PASSWORD, on a port it bound itself.
 fn rumqttd_with_password() -> u16 {
+    rumqttd_with_auth(&format!(", auth = {{ {USER} = \"{PASSWORD}\" }}"))
+}
+
+/// An in-process rumqttd that takes anyone: no user name, plain TCP.
+fn anonymous_rumqttd() -> u16 {
+    rumqttd_with_auth("")
+}
+
+/// An in-process rumqttd on a port it bound itself; `auth` is appended to its connection settings.
+fn rumqttd_with_auth(auth: &str) -> u16 {
     let config: rumqttd::Config = toml::from_str(&format!(
         r#"
         id = 0
@@ -25,7 +35,7 @@ fn rumqttd_with_password() -> u16 {
         name = "v4-auth"
         listen = "127.0.0.1:0"
         next_connection_delay_ms = 1
-        connections = {{ connection_timeout_ms = 5000, max_payload_size = 65536, max_inflight_count = 100, dynamic_filters = true, auth = {{ {USER} = "{PASSWORD}" }} }}
+        connections = {{ connection_timeout_ms = 5000, max_payload_size = 65536, max_inflight_count = 100, dynamic_filters = true{auth} }}
         "#
     ))
     .unwrap();
@@ -101,6 +111,20 @@ fn rumqttd_with_password_right_wrong_and_no_broker() {
     assert_eq!(code, Some(1), "{text}");
     let line = mqtt_line(&text);
     assert!(line.starts_with("FAIL  mqtt broker: cannot reach") && line.contains("mqtt.port"), "{line}");
+}
+
+/// The attack review's row: against an anonymous plain-TCP broker `doctor` said "ok ...
+/// credentials work". It must warn instead, naming both problems and their fixes.
+#[test]
+fn an_anonymous_plain_tcp_broker_is_warned_about_not_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = anonymous_rumqttd();
+    let (code, text) = doctor(dir.path(), &format!("port = {port}"));
+    let line = mqtt_line(&text);
+    assert!(line.starts_with("warn  mqtt broker") && !line.contains("credentials work"), "{line}");
+    assert!(line.contains("anonymous"), "{line}");
+    assert!(text.contains("plain TCP") && text.contains("allow_anonymous false"), "{text}");
+    assert_ne!(code, None, "{text}");
 }
 
 /// A mosquitto child process, stopped when dropped.

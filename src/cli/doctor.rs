@@ -103,7 +103,13 @@ pub fn checks(config: &Config, args: &DoctorArgs, in_service: bool) -> Vec<Check
         out.push(Check::of(&name, result));
     }
     if config.mqtt.enabled {
-        out.push(Check::of("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout))));
+        let mut reached = Check::of("mqtt broker", broker::check(&config.mqtt, seconds(args.mqtt_timeout)));
+        // A broker that takes anyone works, but it is not "ok": anyone on the network can
+        // publish commands to it.
+        if reached.level == Level::Ok && config.mqtt.username.is_none() {
+            reached.level = Level::Warn;
+        }
+        out.push(reached);
         for w in broker::warnings(&config.mqtt) {
             out.push(Check::other("mqtt security", Level::Warn, &w));
         }
