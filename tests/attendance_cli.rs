@@ -4,24 +4,10 @@
 
 mod common;
 
-use facegate::act::store::{AccessEvent, EventKind, Store};
+use facegate::act::store::{AccessEvent, Store};
 
 fn granted(at: &str, id: i64) -> AccessEvent {
-    AccessEvent {
-        at: at.parse().unwrap(),
-        camera: "entrance".into(),
-        door: Some("front".into()),
-        person_id: Some(id),
-        person_name: Some("Ann".into()),
-        kind: EventKind::Granted,
-        reason: None,
-        similarity: Some(0.8),
-        margin: Some(0.3),
-        votes: 3,
-        window: 5,
-        bbox: None,
-        liveness: None,
-    }
+    common::granted_event(at, id, "Ann")
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use facegate::act::door::Door;
-use facegate::act::store::{AccessEvent, EventKind, Store};
+use facegate::act::store::{EventKind, Store};
 use facegate::config::Config;
 use facegate::decide::clock::MonotonicClock;
 use facegate::web::live::LiveFeed;
@@ -436,23 +436,7 @@ fn uploads_are_checked_per_photo() {
     });
 }
 
-fn granted(at: &str, id: i64, name: &str) -> AccessEvent {
-    AccessEvent {
-        at: at.parse().unwrap(),
-        camera: "entrance".into(),
-        door: Some("front".into()),
-        person_id: Some(id),
-        person_name: Some(name.into()),
-        kind: EventKind::Granted,
-        reason: None,
-        similarity: Some(0.8),
-        margin: Some(0.3),
-        votes: 3,
-        window: 5,
-        bbox: None,
-        liveness: None,
-    }
-}
+use common::granted_event as granted;
 
 #[test]
 fn attendance_csv_is_the_clis_and_pages_render() {

@@ -49,3 +49,22 @@ pub fn assert_no_panic(o: &Output) {
     assert!(!err.contains("panicked"), "facegate panicked:\n{err}");
     assert!(o.status.code().is_some(), "facegate was killed by a signal:\n{err}");
 }
+
+/// A granted decision row as the act stage writes it (for attendance and event-log tests).
+pub fn granted_event(at: &str, id: i64, name: &str) -> facegate::act::store::AccessEvent {
+    facegate::act::store::AccessEvent {
+        at: at.parse().unwrap(),
+        camera: "entrance".into(),
+        door: Some("front".into()),
+        person_id: Some(id),
+        person_name: Some(name.into()),
+        kind: facegate::act::store::EventKind::Granted,
+        reason: None,
+        similarity: Some(0.8),
+        margin: Some(0.3),
+        votes: 3,
+        window: 5,
+        bbox: None,
+        liveness: None,
+    }
+}
