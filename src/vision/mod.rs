@@ -3,6 +3,7 @@
 //! starts threads.
 
 pub mod align;
+pub mod attributes;
 pub mod bbox;
 pub mod embed;
 pub mod enhance;
