@@ -38,6 +38,11 @@ pub struct DecideConfig {
     pub min_iou: f32,
     /// A track not seen for this long ends, in milliseconds.
     pub track_max_age_ms: u64,
+    /// A face out of sight for this long (and for two frames or more) that reappears where its
+    /// track was is a new visit: a new track, decided afresh (someone stepping in where a decided
+    /// face or a refused photo just was). Shorter gaps are detector flicker and continue the
+    /// track. At or above `track_max_age_ms` the track has ended anyway.
+    pub new_visit_gap_ms: u64,
     /// Faces narrower than this (pixels) are tracked but not identified yet: a face far from the
     /// door is too small to judge, and an early "unknown" would close its track for good.
     pub min_identify_px: f32,
@@ -57,6 +62,7 @@ impl Default for DecideConfig {
             cooldown_ms: 10_000,
             min_iou: 0.3,
             track_max_age_ms: 1_000,
+            new_visit_gap_ms: 500,
             min_identify_px: 60.0,
             min_quality: 0.2,
             fuse_frames: 3,
@@ -77,6 +83,9 @@ impl DecideConfig {
         }
         if self.track_max_age_ms == 0 {
             bail!("decide.track_max_age_ms must be positive");
+        }
+        if self.new_visit_gap_ms == 0 {
+            bail!("decide.new_visit_gap_ms must be positive (at least track_max_age_ms turns new visits off)");
         }
         if self.min_identify_px.is_nan() || self.min_identify_px < 0.0 {
             bail!("decide.min_identify_px must be 0 or more pixels (got {})", self.min_identify_px);
@@ -153,8 +162,12 @@ impl Decider {
 
     /// Follows one frame's face boxes on `camera`; ends tracks that left the picture.
     pub fn track(&mut self, camera: &str, now: Duration, boxes: &[BBox]) -> Vec<TrackedFace> {
-        let (min_iou, max_age) = (self.config.min_iou, Duration::from_millis(self.config.track_max_age_ms));
-        let tracker = self.trackers.entry(camera.to_string()).or_insert_with(|| Tracker::new(min_iou, max_age));
+        let (min_iou, max_age, gap) = (
+            self.config.min_iou,
+            Duration::from_millis(self.config.track_max_age_ms),
+            Duration::from_millis(self.config.new_visit_gap_ms),
+        );
+        let tracker = self.trackers.entry(camera.to_string()).or_insert_with(|| Tracker::new(min_iou, max_age, gap));
         let (ids, expired) = tracker.update(now, boxes);
         for track in expired {
             self.voter.forget(camera, track);
@@ -314,6 +327,58 @@ mod tests {
         // The real ann, well within the 10 s cooldown: decided, not suppressed.
         let live = visit(&mut d, 0.95);
         assert!(matches!(&live[..], [Decision { outcome: Outcome::Recognised { .. }, .. }]), "{live:?}");
+    }
+
+    /// The liveness clip's loop (issue 10): a tablet is refused, the corridor is empty for 10
+    /// frames (667 ms, less than `track_max_age_ms`), then the live person steps in where the
+    /// tablet was (box IoU 0.45). She is a new presentation and must be decided, not folded into
+    /// the tablet's decided track (and its liveness scores).
+    #[test]
+    fn a_face_that_reappears_after_a_gap_is_a_new_visit_and_is_decided() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig::default()).unwrap().with_liveness(Some(0.9));
+        let tablet = BBox { x1: 221.0, y1: 123.0, x2: 442.0, y2: 436.0, score: 0.99 };
+        let live = BBox { x1: 198.0, y1: 114.0, x2: 365.0, y2: 359.0, score: 0.99 };
+        assert!(tablet.iou(&live) > d.config().min_iou, "the two boxes would continue one track");
+        let frames = |d: &mut Decider, bbox: Option<BBox>, score: f32, n: usize| {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                clock.advance(FRAME);
+                let now = clock.now();
+                let boxes: Vec<BBox> = bbox.into_iter().collect();
+                for tracked in d.track("door", now, &boxes) {
+                    if tracked.needs_identification {
+                        d.observe_liveness("door", tracked.track, score);
+                        out.extend(d.vote("door", now, tracked.track, boxes[0], &ann()));
+                    }
+                }
+            }
+            out
+        };
+        let refused = frames(&mut d, Some(tablet), 0.0, 40);
+        assert!(matches!(&refused[..], [Decision { outcome: Outcome::SpoofSuspected { .. }, .. }]), "{refused:?}");
+        assert!(frames(&mut d, None, 0.0, 10).is_empty());
+        let granted = frames(&mut d, Some(live), 0.99, 40);
+        assert!(matches!(&granted[..], [Decision { outcome: Outcome::Recognised { .. }, .. }]), "{granted:?}");
+        assert_ne!(granted[0].track, refused[0].track, "a new visit is a new track");
+    }
+
+    /// A missed detection or two (a blink, a turned head) is not a new visit: the decided track
+    /// carries on and nobody is decided twice.
+    #[test]
+    fn a_short_detection_gap_continues_the_decided_track() {
+        let clock = SimulatedClock::default();
+        let mut d = Decider::new(DecideConfig { cooldown_ms: 0, ..DecideConfig::default() }).unwrap();
+        let visit: Vec<Vec<BBox>> = (0..6).map(|_| vec![face(100.0, 100.0)]).collect();
+        assert_eq!(run(&mut d, &clock, &visit, &|_| nobody()).len(), 1);
+        // Two frames missed (133 ms), then a single frame missed at 3 fps (a 667 ms gap): one track.
+        assert!(run(&mut d, &clock, &[vec![], vec![]], &|_| nobody()).is_empty());
+        assert!(run(&mut d, &clock, &visit, &|_| nobody()).is_empty(), "no second decision after 2 missed frames");
+        clock.advance(Duration::from_millis(267));
+        assert!(run(&mut d, &clock, &[vec![]], &|_| nobody()).is_empty());
+        clock.advance(Duration::from_millis(267));
+        assert!(run(&mut d, &clock, &visit, &|_| nobody()).is_empty(), "one missed frame at any frame rate");
+        assert_eq!(d.active_tracks(), 1);
     }
 
     #[test]
