@@ -72,7 +72,7 @@ struct PairRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Detected,
-    /// Tight chip with no detectable face: the whole chip was embedded.
+    /// Tight chip with no detectable face: aligned on O-Net's landmarks in the whole chip.
     WholeChip,
 }
 
@@ -106,7 +106,8 @@ pub struct EvalReport {
     pub flip: bool,
     pub min_face: f32,
     pub verification: BTreeMap<String, VerificationReport>,
-    /// Chips embedded whole because no face was found even after padding.
+    /// Chips with no face found even after padding: aligned on the landmarks O-Net finds in the
+    /// whole chip (the plain chip when even that fails).
     pub whole_chip_fallbacks: usize,
     pub group: DetectionCounts,
     pub noface: DetectionCounts,
@@ -150,6 +151,13 @@ fn pad(image: &RgbImage, fraction: f32) -> RgbImage {
     out
 }
 
+/// Where an image of `size` sits inside its [`pad`]ded copy.
+fn chip_box(size: (u32, u32), fraction: f32) -> BBox {
+    let (w, h) = size;
+    let (bx, by) = ((w as f32 * fraction).floor(), (h as f32 * fraction).floor());
+    BBox { x1: bx, y1: by, x2: bx + w as f32, y2: by + h as f32, score: 1.0 }
+}
+
 struct Evaluator<'a> {
     engine: &'a mut Engine,
     chip_padding: f32,
@@ -170,6 +178,7 @@ impl Evaluator<'_> {
             }
         };
         let chip = top_folder(rel) == "identity_chips";
+        let image_size = image.dimensions();
         let input = if chip { pad(&image, self.chip_padding) } else { image };
         let t = std::time::Instant::now();
         let analysed = self.engine.pipeline.analyse(&input);
@@ -189,12 +198,21 @@ impl Evaluator<'_> {
         match largest {
             Some(face) => Some((face.embedding, Source::Detected, Some(face.quality))),
             None if chip => {
-                let (w, h) = input.dimensions();
-                let whole = BBox { x1: 0.0, y1: 0.0, x2: w as f32, y2: h as f32, score: 1.0 };
-                let mut crop = square_crop(&input, &whole);
-                self.engine.pipeline.prepare(&mut crop);
-                let embedding = self.engine.pipeline.embed_crops(&[crop]).ok()?.pop()?;
-                Some((embedding, Source::WholeChip, None))
+                // The chip itself (inside the border), aligned on the landmarks O-Net finds there,
+                // as face_recognition's reference does with dlib's landmarks on the same box.
+                let whole = chip_box(image_size, self.chip_padding);
+                match self.engine.pipeline.face_in_box(&input, &whole) {
+                    Ok(Some(face)) => Some((face.embedding, Source::WholeChip, None)),
+                    result => {
+                        if let Err(e) = result {
+                            log::warn!("{rel}: {e:#}");
+                        }
+                        let mut crop = square_crop(&input, &whole);
+                        self.engine.pipeline.prepare(&mut crop);
+                        let embedding = self.engine.pipeline.embed_crops(&[crop]).ok()?.pop()?;
+                        Some((embedding, Source::WholeChip, None))
+                    }
+                }
             }
             None => None,
         }
@@ -519,7 +537,10 @@ fn print_report(r: &EvalReport) {
         }
     }
     if r.whole_chip_fallbacks > 0 {
-        println!("\n{} chip(s) had no detectable face and were embedded whole", r.whole_chip_fallbacks);
+        println!(
+            "\n{} chip(s) had no detectable face and were aligned on landmarks found in the whole chip",
+            r.whole_chip_fallbacks
+        );
     }
     println!(
         "\ngroup/: {} images, {} faces counted by eye, {} detected, recall {:.1}% (by count), {} image(s) with extra faces",
@@ -599,5 +620,9 @@ mod tests {
         assert_eq!(out.dimensions(), (20, 40));
         assert_eq!(out.get_pixel(0, 0).0, [0, 0, 0]);
         assert_eq!(out.get_pixel(10, 20).0, [200, 200, 200]);
+        let inside = chip_box((10, 20), 0.5);
+        assert_eq!((inside.x1, inside.y1, inside.x2, inside.y2), (5.0, 10.0, 15.0, 30.0));
+        assert_eq!(out.get_pixel(inside.x1 as u32, inside.y1 as u32).0, [200, 200, 200]);
+        assert_eq!(out.get_pixel(inside.x1 as u32 - 1, inside.y1 as u32).0, [0, 0, 0]);
     }
 }

@@ -202,6 +202,18 @@ impl Mtcnn {
         Ok((faces, times))
     }
 
+    /// O-Net alone on a box already known to hold one face (a tight face chip, say): its landmarks
+    /// and refined box whatever the face score, so the face can be aligned even where the full
+    /// cascade finds nothing (a dark, tilted or half-covered chip). `None` for an empty box.
+    pub fn landmarks_in(&mut self, image: &RgbImage, bbox: &BBox) -> Result<Option<Detection>> {
+        let square = bbox.squared();
+        if !(square.width() >= 1.0 && square.height() >= 1.0) {
+            return Ok(None);
+        }
+        let mut times = StageTimes::default();
+        Ok(self.output(image, &[square], f32::NEG_INFINITY, &mut times)?.into_iter().next())
+    }
+
     /// Stage 1: P-Net over every pyramid level; returns squared, truncated candidate boxes.
     fn propose(&mut self, image: &RgbImage, params: &DetectorParams, times: &mut StageTimes) -> Result<Vec<BBox>> {
         let (w, h) = image.dimensions();

@@ -140,6 +140,17 @@ impl FacePipeline {
         Ok((all, times))
     }
 
+    /// The face in a box the caller knows holds one (see [`Mtcnn::landmarks_in`]): aligned on the
+    /// O-Net landmarks found there and embedded. `None` when the box is empty.
+    pub fn face_in_box(&mut self, image: &RgbImage, bbox: &BBox) -> Result<Option<Face>> {
+        let Some(detection) = self.detector.landmarks_in(image, bbox)? else {
+            return Ok(None);
+        };
+        let (crop, quality) = self.crop_with_quality(image, &detection);
+        let embedding = self.embed_crops(&[crop])?.pop();
+        Ok(embedding.map(|embedding| Face { detection, embedding, quality }))
+    }
+
     /// Cuts out the 112x112 crop the embedder sees for one detection.
     pub fn crop(&self, image: &RgbImage, detection: &Detection) -> RgbImage {
         self.crop_with_quality(image, detection).0
