@@ -163,20 +163,26 @@ fn models_copy() -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn a_corrupt_model_is_refused_with_the_fix() {
-    let models = models_copy();
-    std::fs::write(models.path().join("emotion.onnx"), b"garbage").unwrap();
+/// `analyze` with another models folder must refuse to run (exit code 2, no panic): its stderr.
+fn refused_with_models(models: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
         .arg("--models")
-        .arg(models.path())
+        .arg(models)
         .arg("analyze")
         .arg(fixture("liveness/image_T1.jpg"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_corrupt_model_is_refused_with_the_fix() {
+    let models = models_copy();
+    std::fs::write(models.path().join("emotion.onnx"), b"garbage").unwrap();
+    let stderr = refused_with_models(models.path());
     assert!(stderr.contains("face-classification-emotion") && stderr.contains("corrupted"), "{stderr}");
     assert!(stderr.contains("regenerate.sh"), "{stderr}");
 }
@@ -188,14 +194,6 @@ fn a_manifest_without_attribute_models_names_the_fix() {
     let text = std::fs::read_to_string(&manifest).unwrap();
     let cut = text.find("# Face attributes").expect("the attribute section of the manifest");
     std::fs::write(&manifest, &text[..cut]).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .arg("--models")
-        .arg(models.path())
-        .arg("analyze")
-        .arg(fixture("liveness/image_T1.jpg"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_with_models(models.path());
     assert!(stderr.contains("age model") && stderr.contains("regenerate.sh"), "{stderr}");
 }

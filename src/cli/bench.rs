@@ -131,20 +131,36 @@ fn bench_attributes(
     iterations: usize,
 ) -> Result<Option<f64>> {
     let Ok(mut attributes) = crate::vision::attributes::Attributes::load(runtime, manifest) else { return Ok(None) };
-    let mut detector = crate::vision::pipeline::load_detector(runtime, manifest, config.models.variant)?;
-    let (faces, _) = detector.detect(frame, &config.detector)?;
+    let faces = detect_once(runtime, manifest, config, frame)?;
     if faces.is_empty() {
         return Ok(None);
     }
+    let per_face = median_after_warm_up(iterations, || attributes.analyze(frame, &faces))? / faces.len() as f64;
+    Ok(Some(per_face))
+}
+
+/// The faces MTCNN finds in `frame` (a detector of its own, as the extra benchmarks need).
+fn detect_once(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    config: &Config,
+    frame: &RgbImage,
+) -> Result<Vec<crate::vision::mtcnn::Detection>> {
+    let mut detector = crate::vision::pipeline::load_detector(runtime, manifest, config.models.variant)?;
+    Ok(detector.detect(frame, &config.detector)?.0)
+}
+
+/// Median ms of `f` over `iterations` runs after 3 warm-up runs; the first error is returned.
+fn median_after_warm_up<T>(iterations: usize, mut f: impl FnMut() -> Result<T>) -> Result<f64> {
     let mut samples = Vec::new();
     for i in 0..iterations + 3 {
-        let (r, ms) = time_ms(|| attributes.analyze(frame, &faces));
+        let (r, ms) = time_ms(&mut f);
         r?;
         if i >= 3 {
-            samples.push(ms / faces.len() as f64);
+            samples.push(ms);
         }
     }
-    Ok(Some(median(&samples)))
+    Ok(median(&samples))
 }
 
 /// Median liveness cost per face on `frame` (None when the manifest has no liveness model).
@@ -156,21 +172,12 @@ fn bench_liveness(
     iterations: usize,
 ) -> Result<Option<f64>> {
     let Ok(mut liveness) = crate::vision::liveness::Liveness::load(runtime, manifest, None) else { return Ok(None) };
-    let mut detector = crate::vision::pipeline::load_detector(runtime, manifest, config.models.variant)?;
-    let (detections, _) = detector.detect(frame, &config.detector)?;
+    let detections = detect_once(runtime, manifest, config, frame)?;
     let boxes: Vec<_> = detections.iter().map(|d| d.bbox).take(1).collect();
     if boxes.is_empty() {
         return Ok(None);
     }
-    let mut samples = Vec::new();
-    for i in 0..iterations + 3 {
-        let (r, ms) = time_ms(|| liveness.score(frame, &boxes));
-        r?;
-        if i >= 3 {
-            samples.push(ms);
-        }
-    }
-    Ok(Some(median(&samples)))
+    Ok(Some(median_after_warm_up(iterations, || liveness.score(frame, &boxes))?))
 }
 
 /// Fits an image into a black 640x480 frame, keeping its aspect ratio.

@@ -140,14 +140,16 @@ def models(faces_dir: Path, onnx_dir: Path, limit=None):
     print(f"ONNX outputs decoded like facegate agree with human's own results on {len(faces)} faces:", agree)
 
 
+def faces_by_image(jsonl: Path):
+    """`facegate detect/analyze --json` output: the faces of each image, by resolved path."""
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    return {str(Path(r["image"]).resolve()): r["faces"] for r in rows}
+
+
 def crop(faces_dir: Path, detect_jsonl: Path):
     """Human's crop square (blazeface box x1.4, squared) in units of the MTCNN box of the same face."""
     faces = json.loads((faces_dir / "faces.json").read_text())
-    boxes = {}
-    for line in detect_jsonl.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            boxes[str(Path(r["image"]).resolve())] = [f["bbox"] for f in r["faces"]]
+    boxes = {k: [f["bbox"] for f in v] for k, v in faces_by_image(detect_jsonl).items()}
     rel = []
     for f in faces:
         c = f["crop"]
@@ -176,11 +178,7 @@ def crop(faces_dir: Path, detect_jsonl: Path):
 
 def compare(faces_dir: Path, analyze_jsonl: Path):
     faces = json.loads((faces_dir / "faces.json").read_text())
-    ours = {}
-    for line in analyze_jsonl.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            ours[str(Path(r["image"]).resolve())] = r["faces"]
+    ours = faces_by_image(analyze_jsonl)
     pairs = []
     for f in faces:
         x, y, w, h = f["box"]

@@ -58,7 +58,8 @@ pub const MIN_FACE_PX: f32 = 40.0;
 
 /// Whether a detection is narrower than [`MIN_FACE_PX`].
 pub fn too_small(face: &Detection) -> bool {
-    !(face.bbox.width() >= MIN_FACE_PX)
+    let width = face.bbox.width();
+    width.is_nan() || width < MIN_FACE_PX
 }
 
 /// What a loaded attribute model is for, with the decoding its manifest entry gives.
