@@ -7,6 +7,8 @@
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt_broker;
+#[path = "common/node_config.rs"]
+mod node_config;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
+
+use node_config::NodeConfig;
 
 struct Message {
     topic: String,
@@ -66,50 +70,14 @@ fn json_of(m: &Message) -> Value {
 }
 
 fn write_config(path: &Path, node: &str, db: &Path) {
-    let (host, port) = mqtt_broker::broker();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[service]
-enroll_dir = "{faces}"
-status_interval_s = 1
-stop_when_cameras_end = false
-[store]
-path = "{db}"
-[detector]
-min_face = 40.0
-[decide]
-window = 5
-needed = 3
-cooldown_ms = 60000
-# The walk-up clip pastes scanned photographs, which the liveness check rightly refuses as
-# prints; this test is about what Home Assistant sees, so it needs the face pulses.
-[liveness]
-mode = "off"
-[mqtt]
-enabled = true
-host = "{host}"
-port = {port}
-node = "{node}"
-[[camera]]
-name = "entrance"
-location = "Main entrance"
-door = "front"
-source = {{ kind = "replay", path = "{clip}", fps = 15.0, looping = true }}
-[[door]]
-name = "front"
-relay = {{ driver = "dry_run" }}
-contact = {{ driver = "dry_run" }}
-pulse_ms = 1500
-[[door]]
-name = "back"
-relay = {{ driver = "dry_run" }}
-"#,
-        faces = repo.join("tests/fixtures/faces").display(),
-        clip = repo.join("tests/fixtures/clips/walkup.mjpeg").display(),
-        db = db.display(),
-    );
-    std::fs::write(path, text).unwrap();
+    let mut config = NodeConfig::walkup(node, mqtt_broker::broker(), db);
+    config.location = Some("Main entrance".to_string());
+    config.cooldown_ms = Some(60000);
+    config.discovery = true;
+    config.pulse_ms = 1500;
+    config.door_lines = vec![r#"contact = { driver = "dry_run" }"#.to_string()];
+    config.extra = "[[door]]\nname = \"back\"\nrelay = { driver = \"dry_run\" }\n".to_string();
+    config.write(path);
 }
 
 #[test]

@@ -7,6 +7,8 @@
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt_broker;
+#[path = "common/node_config.rs"]
+mod node_config;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use facegate::act::store::{EventKind, Store};
 use serde_json::{Value, json};
+
+use node_config::NodeConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liveness").join(name)
@@ -84,38 +88,14 @@ fn an_enrolled_face_on_a_tablet_is_denied_as_a_spoof_and_opens_nothing() {
     let node = format!("live{}", fastrand::u32(..));
     let (host, port) = mqtt_broker::broker();
     let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[service]
-status_interval_s = 1
-stop_when_cameras_end = false
-[store]
-path = "{db}"
-[decide]
-window = 5
-needed = 3
-[mqtt]
-enabled = true
-host = "{host}"
-port = {port}
-node = "{node}"
-discovery = false
-[[camera]]
-name = "entrance"
-door = "front"
-source = {{ kind = "replay", path = "{clip}", fps = 15.0, looping = false }}
-[[door]]
-name = "front"
-relay = {{ driver = "dry_run" }}
-pulse_ms = 200
-"#,
-            db = db.display(),
-            clip = clip.display(),
-        ),
-    )
-    .unwrap();
+    // Liveness is left at its default, which is on wherever a door is configured.
+    let mut node_config = NodeConfig::walkup(&node, (host.clone(), port), &db);
+    node_config.enroll_dir = None;
+    node_config.min_face = None;
+    node_config.liveness_off = false;
+    node_config.clip = clip.clone();
+    node_config.looping = false;
+    node_config.write(&config);
     let watcher = mqtt_broker::Subscriber::new((host, port), &[format!("facegate/{node}/#")]);
     let log = dir.path().join("node.log");
     let child = facegate()

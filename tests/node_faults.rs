@@ -13,6 +13,8 @@
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt;
+#[path = "common/node_config.rs"]
+mod node_config;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant};
 use facegate::act::store::Store;
 use rumqttc::QoS;
 use serde_json::{Value, json};
+
+use node_config::NodeConfig;
 
 const SECRET: &[u8] = b"faults-test-secret-0123456789abc";
 
@@ -38,53 +42,17 @@ fn is_root() -> bool {
 
 /// A node config: the looping walk-up clip at `fps`, a dry-run door, heartbeats every second.
 fn write_config(path: &Path, node: &str, db: &Path, models: Option<&Path>, enroll: bool, fps: f32) {
-    let (host, port) = mqtt::broker();
-    let mut text = format!(
-        r#"
-[service]
-status_interval_s = 1
-stop_when_cameras_end = false
-{enroll}
-[store]
-path = "{db}"
-[detector]
-min_face = 40.0
-[decide]
-window = 5
-needed = 3
-cooldown_ms = 2000
-# walkup.mjpeg pastes scanned photographs into a synthetic corridor, which the liveness check
-# rightly refuses as prints (tests/liveness.rs covers liveness); this test is about faults.
-[liveness]
-mode = "off"
-[mqtt]
-enabled = true
-host = "{host}"
-port = {port}
-node = "{node}"
-discovery = false
-[[camera]]
-name = "entrance"
-location = "Lobby"
-door = "front"
-source = {{ kind = "replay", path = "{clip}", fps = {fps:.1}, looping = true }}
-[[door]]
-name = "front"
-relay = {{ driver = "dry_run" }}
-pulse_ms = 200
-"#,
-        enroll = if enroll {
-            format!("enroll_dir = \"{}\"", repo().join("tests/fixtures/faces").display())
-        } else {
-            String::new()
-        },
-        clip = repo().join("tests/fixtures/clips/walkup.mjpeg").display(),
-        db = db.display(),
-    );
-    if let Some(dir) = models {
-        text.push_str(&format!("[models]\ndir = \"{}\"\n", dir.display()));
+    let mut config = NodeConfig::walkup(node, mqtt::broker(), db);
+    config.location = Some("Lobby".to_string());
+    config.cooldown_ms = Some(2000);
+    config.fps = fps;
+    if !enroll {
+        config.enroll_dir = None;
     }
-    std::fs::write(path, text).unwrap();
+    if let Some(dir) = models {
+        config.extra = format!("[models]\ndir = \"{}\"\n", dir.display());
+    }
+    config.write(path);
 }
 
 /// A subscriber on one node's topics.

@@ -7,6 +7,8 @@
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt_broker;
+#[path = "common/node_config.rs"]
+mod node_config;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
+
+use node_config::NodeConfig;
 
 /// One message seen by the test's subscriber.
 struct Message {
@@ -143,50 +147,13 @@ impl Listener {
 const DRY_RUN: &str = r#"{ driver = "dry_run" }"#;
 
 fn write_config(path: &Path, node: &str, db: &Path, location: &str, relay: &str) {
-    let (host, port) = mqtt_broker::broker();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[service]
-enroll_dir = "{faces}"
-status_interval_s = 1
-stop_when_cameras_end = false
-[store]
-path = "{db}"
-[detector]
-min_face = 40.0
-[decide]
-window = 5
-needed = 3
-cooldown_ms = 60000
-# walkup.mjpeg pastes scanned photographs into a synthetic corridor, which the liveness check
-# rightly refuses as prints (tests/liveness.rs covers liveness); this test is about MQTT.
-[liveness]
-mode = "off"
-[mqtt]
-enabled = true
-host = "{host}"
-port = {port}
-node = "{node}"
-discovery = false
-snapshots = true
-remote_open = true
-remote_open_require_hmac = false
-[[camera]]
-name = "entrance"
-location = "{location}"
-door = "front"
-source = {{ kind = "replay", path = "{clip}", fps = 15.0, looping = true }}
-[[door]]
-name = "front"
-relay = {relay}
-pulse_ms = 200
-"#,
-        faces = repo.join("tests/fixtures/faces").display(),
-        clip = repo.join("tests/fixtures/clips/walkup.mjpeg").display(),
-        db = db.display(),
-    );
-    std::fs::write(path, text).unwrap();
+    let mut config = NodeConfig::walkup(node, mqtt_broker::broker(), db);
+    config.location = Some(location.to_string());
+    config.cooldown_ms = Some(60000);
+    config.mqtt_lines =
+        ["snapshots = true", "remote_open = true", "remote_open_require_hmac = false"].map(String::from).to_vec();
+    config.relay = relay.to_string();
+    config.write(path);
 }
 
 /// Starts the node; its log goes to `log` (printed if the test fails).
