@@ -10,6 +10,8 @@
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt_broker;
+#[path = "common/node_config.rs"]
+mod node_config;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,57 +19,19 @@ use std::time::{Duration, Instant};
 
 use facegate::vision::models::{Manifest, Role};
 use mqtt_broker::{NodeGuard, Subscriber};
+use node_config::NodeConfig;
 use serde_json::{Value, json};
 
-/// The node's config: the walk-up clip looping, MQTT on, `[analyze]` as given.
+/// The node's config: the looping walk-up clip with the fixture faces enrolled, MQTT on with
+/// discovery under `<node>ha`, the given models folder and `[analyze]` lines.
 fn write_config(path: &Path, node: &str, db: &Path, models: &Path, analyze: &str) {
-    let (host, port) = mqtt_broker::broker();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[service]
-enroll_dir = "{faces}"
-status_interval_s = 1
-stop_when_cameras_end = false
-[store]
-path = "{db}"
-[models]
-dir = "{models}"
-[detector]
-min_face = 40.0
-[decide]
-window = 5
-needed = 3
-cooldown_ms = 60000
-# The clip pastes scanned photographs into a corridor: the liveness check would refuse them all
-# as prints (tests/liveness.rs covers it).
-[liveness]
-mode = "off"
-[mqtt]
-enabled = true
-host = "{host}"
-port = {port}
-node = "{node}"
-discovery = true
-discovery_prefix = "{node}ha"
-[[camera]]
-name = "entrance"
-location = "Lobby"
-door = "front"
-source = {{ kind = "replay", path = "{clip}", fps = 15.0, looping = true }}
-[[door]]
-name = "front"
-relay = {{ driver = "dry_run" }}
-pulse_ms = 200
-[analyze]
-{analyze}
-"#,
-        faces = repo.join("tests/fixtures/faces").display(),
-        clip = repo.join("tests/fixtures/clips/walkup.mjpeg").display(),
-        db = db.display(),
-        models = models.display(),
-    );
-    std::fs::write(path, text).unwrap();
+    let mut config = NodeConfig::walkup(node, mqtt_broker::broker(), db);
+    config.location = Some("Lobby".into());
+    config.cooldown_ms = Some(60_000);
+    config.discovery = true;
+    config.mqtt_lines.push(format!("discovery_prefix = \"{node}ha\""));
+    config.extra = format!("[models]\ndir = {:?}\n[analyze]\n{analyze}", models.display().to_string());
+    config.write(path);
 }
 
 fn start(config: &Path, log: &Path) -> Child {
