@@ -66,7 +66,7 @@ impl AttributeCounts {
     /// The estimate a decision recorded as `kind` may carry and be counted with: an identified
     /// person's only with `analyze.per_person`.
     fn of<'a>(&self, input: &'a CameraDecision, kind: EventKind) -> Option<&'a FaceAttributes> {
-        input.attributes.as_ref().filter(|_| self.config.estimates(kind != EventKind::Unknown))
+        input.attributes.as_deref().filter(|_| self.config.estimates(kind != EventKind::Unknown))
     }
 
     /// `counted` of the hourly reports: whose faces they count.
@@ -600,5 +600,43 @@ fn deny_reason(reason: DenyReason) -> &'static str {
         DenyReason::OutsideSchedule => "outside_schedule",
         DenyReason::UnknownFace => "unknown_face",
         DenyReason::DoorNotAllowed => "door_not_allowed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::voter::Decision;
+    use crate::vision::bbox::BBox;
+
+    fn decided(outcome: Outcome) -> CameraDecision {
+        let bbox = BBox { x1: 0.0, y1: 0.0, x2: 80.0, y2: 96.0, score: 0.99 };
+        let decision =
+            Decision { camera: "front".into(), track: 1, at: Duration::ZERO, bbox, outcome, votes: 3, window: 5 };
+        let attributes = Some(Box::new(FaceAttributes {
+            age: 30.0,
+            age_spread: None,
+            woman: 0.6,
+            emotion: [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        }));
+        CameraDecision { camera: 0, decision, snapshot: None, unknown: None, attributes }
+    }
+
+    #[test]
+    fn identified_peoples_estimates_are_dropped_unless_per_person() {
+        let recognised = decided(Outcome::Recognised { person: "ann".into(), similarity: 0.8, margin: 0.3 });
+        let stranger = decided(Outcome::Unknown);
+        let on = AnalyzeConfig { enabled: true, ..AnalyzeConfig::default() };
+        let counts = AttributeCounts::new(&on);
+        assert!(counts.of(&stranger, EventKind::Unknown).is_some());
+        for kind in [EventKind::Granted, EventKind::Denied, EventKind::Alert] {
+            assert!(counts.of(&recognised, kind).is_none(), "{kind:?}: an estimate that reached the act stage anyway");
+        }
+        assert_eq!(counts.counted(), "unknown");
+        let everyone = AttributeCounts::new(&AnalyzeConfig { per_person: true, ..on.clone() });
+        assert!(everyone.of(&recognised, EventKind::Granted).is_some());
+        assert_eq!(everyone.counted(), "all");
+        let off = AttributeCounts::new(&AnalyzeConfig::default());
+        assert!(off.of(&stranger, EventKind::Unknown).is_none());
     }
 }

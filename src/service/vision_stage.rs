@@ -39,8 +39,9 @@ pub struct CameraDecision {
     /// The face of an `unknown` decision for the console's inbox, only when `[web] unknown_inbox`.
     pub unknown: Option<crate::act::store::UnknownEvidence>,
     /// The face's estimated age, gender and expression (`[analyze]`): estimated once, on the
-    /// deciding frame, only for the decisions [`AnalyzeConfig::estimates`] allows.
-    pub attributes: Option<FaceAttributes>,
+    /// deciding frame, only for the decisions [`AnalyzeConfig::estimates`] allows (boxed: most
+    /// decisions have none, and the channel's messages stay small).
+    pub attributes: Option<Box<FaceAttributes>>,
 }
 
 /// What the vision stage hands to the act stage, in the order it happened.
@@ -441,7 +442,7 @@ impl VisionStage {
             let unknown = (self.unknown_inbox && decision.outcome == Outcome::Unknown)
                 .then(|| self.unknown_evidence(&camera, &crops[k], fused, policy.threshold, quality))
                 .flatten();
-            let attributes = self.estimate(&camera, &decision.outcome, &frame.image, &detections[i]);
+            let attributes = self.estimate(&camera, &decision.outcome, &frame.image, &detections[i]).map(Box::new);
             outputs.push(VisionOutput::Decision(CameraDecision {
                 camera: frame.camera,
                 decision,
