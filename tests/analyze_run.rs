@@ -14,12 +14,12 @@ mod mqtt_broker;
 mod node_config;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use facegate::vision::models::{Manifest, Role};
 use mqtt_broker::{NodeGuard, Subscriber};
-use node_config::NodeConfig;
+use node_config::{NodeConfig, start_node};
 use serde_json::{Value, json};
 
 /// The node's config: the looping walk-up clip with the fixture faces enrolled, MQTT on with
@@ -32,18 +32,6 @@ fn write_config(path: &Path, node: &str, db: &Path, models: &Path, analyze: &str
     config.mqtt_lines.push(format!("discovery_prefix = \"{node}ha\""));
     config.extra = format!("[models]\ndir = {:?}\n[analyze]\n{analyze}", models.display().to_string());
     config.write(path);
-}
-
-fn start(config: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .args(["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 fn stop(guard: &mut NodeGuard) -> String {
@@ -114,7 +102,7 @@ fn strangers_get_attributes_and_an_hourly_count_and_identified_people_do_not() {
     write_config(&config, &node, &db, &models, "enabled = true\n");
     let base = format!("facegate/{node}/");
     let sub = Subscriber::new(mqtt_broker::broker(), &[format!("{base}#"), format!("{node}ha/#")]);
-    let mut guard = NodeGuard(Some(start(&config, &log)), log.clone());
+    let mut guard = NodeGuard(Some(start_node(&config, &log)), log.clone());
 
     let seen = collect(&sub, &base, Duration::from_secs(120), |seen| {
         !decisions(seen, "unknown").is_empty()
@@ -190,7 +178,7 @@ fn switched_off_nothing_is_estimated_published_or_counted_and_the_models_are_not
     write_config(&config, &node, &db, &models, "enabled = false\n");
     let base = format!("facegate/{node}/");
     let sub = Subscriber::new(mqtt_broker::broker(), &[format!("{base}#"), format!("{node}ha/#")]);
-    let mut guard = NodeGuard(Some(start(&config, &log)), log.clone());
+    let mut guard = NodeGuard(Some(start_node(&config, &log)), log.clone());
     // Both kinds of decision, then two more heartbeats for anything that would follow them.
     let mut beats_after = 0;
     let seen = collect(&sub, &base, Duration::from_secs(120), |seen| {

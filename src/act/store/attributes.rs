@@ -145,22 +145,31 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A new database in a temporary folder (kept alive by the returned guard).
+    fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let store = Store::open(&path).unwrap();
+        (dir, path, store)
+    }
+
+    fn utc_hour(s: &str) -> (Timestamp, Timestamp) {
+        hour_of(at(s), &TimeZone::UTC)
+    }
+
     const WOMAN_HAPPY: Tally = Tally { age: "18_29", gender: "woman", emotion: "happy" };
     const MAN_SAD: Tally = Tally { age: "65_plus", gender: "man", emotion: "sad" };
 
     #[test]
     fn counts_add_up_per_camera_and_hour_and_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let mut s = Store::open(&path).unwrap();
-        let utc = TimeZone::UTC;
-        let ten = hour_of(at("2026-12-02T10:05:00Z"), &utc);
+        let (_dir, path, mut s) = fresh();
+        let ten = utc_hour("2026-12-02T10:05:00Z");
         s.count_attributes("front", ten, &WOMAN_HAPPY, report).unwrap();
-        let h = s.count_attributes("front", hour_of(at("2026-12-02T10:59:59Z"), &utc), &MAN_SAD, report).unwrap();
+        let h = s.count_attributes("front", utc_hour("2026-12-02T10:59:59Z"), &MAN_SAD, report).unwrap();
         assert_eq!((h.faces, h.gender["woman"], h.gender["man"], h.age["65_plus"]), (2, 1, 1, 1));
         assert!(!h.complete);
         // The next hour and another camera are their own rows.
-        s.count_attributes("front", hour_of(at("2026-12-02T11:00:00Z"), &utc), &MAN_SAD, report).unwrap();
+        s.count_attributes("front", utc_hour("2026-12-02T11:00:00Z"), &MAN_SAD, report).unwrap();
         s.count_attributes("lobby", ten, &MAN_SAD, report).unwrap();
         drop(s);
 
@@ -186,12 +195,9 @@ mod tests {
 
     #[test]
     fn hours_close_once_when_they_end_even_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let mut s = Store::open(&path).unwrap();
-        let utc = TimeZone::UTC;
-        s.count_attributes("front", hour_of(at("2026-12-02T10:05:00Z"), &utc), &WOMAN_HAPPY, report).unwrap();
-        s.count_attributes("front", hour_of(at("2026-12-02T11:05:00Z"), &utc), &WOMAN_HAPPY, report).unwrap();
+        let (_dir, path, mut s) = fresh();
+        s.count_attributes("front", utc_hour("2026-12-02T10:05:00Z"), &WOMAN_HAPPY, report).unwrap();
+        s.count_attributes("front", utc_hour("2026-12-02T11:05:00Z"), &WOMAN_HAPPY, report).unwrap();
         assert!(s.close_attribute_hours(at("2026-12-02T10:59:59.999Z"), report).unwrap().is_empty());
         drop(s);
         let mut s = Store::open(&path).unwrap();
