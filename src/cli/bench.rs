@@ -115,6 +115,36 @@ struct BenchReport {
     peak_rss_mib_end: f64,
     /// Median ms to score one face of the one-face frame with every liveness model (crop + run).
     liveness_ms_per_face: Option<f64>,
+    /// Median ms per face for age, gender and expression (crops + the three models): the
+    /// one-face frame, and the group frame's faces in one batch divided by their number.
+    attributes_ms_per_face: Option<f64>,
+    attributes_ms_per_face_group: Option<f64>,
+}
+
+/// Median attribute cost per face on `frame`'s faces, all in one call (None when the manifest
+/// has no attribute models or the frame no face).
+fn bench_attributes(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    config: &Config,
+    frame: &RgbImage,
+    iterations: usize,
+) -> Result<Option<f64>> {
+    let Ok(mut attributes) = crate::vision::attributes::Attributes::load(runtime, manifest) else { return Ok(None) };
+    let mut detector = crate::vision::pipeline::load_detector(runtime, manifest, config.models.variant)?;
+    let (faces, _) = detector.detect(frame, &config.detector)?;
+    if faces.is_empty() {
+        return Ok(None);
+    }
+    let mut samples = Vec::new();
+    for i in 0..iterations + 3 {
+        let (r, ms) = time_ms(|| attributes.analyze(frame, &faces));
+        r?;
+        if i >= 3 {
+            samples.push(ms / faces.len() as f64);
+        }
+    }
+    Ok(Some(median(&samples)))
 }
 
 /// Median liveness cost per face on `frame` (None when the manifest has no liveness model).
@@ -327,6 +357,9 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
     drop(gallery_10k);
     runtime.set_intra_threads(config.runtime.intra_threads);
     let liveness_ms_per_face = bench_liveness(&runtime, &manifest, config, &frames[0].1, args.iterations.max(1))?;
+    let attributes_ms_per_face = bench_attributes(&runtime, &manifest, config, &frames[0].1, args.iterations.max(1))?;
+    let attributes_ms_per_face_group =
+        bench_attributes(&runtime, &manifest, config, &frames[1].1, args.iterations.max(1))?;
     let probe = synthetic_people(1, dim).remove(0).templates.remove(0);
     let mut identify = Vec::new();
     let sizes = if table { args.gallery_sizes.clone() } else { Vec::new() };
@@ -348,6 +381,8 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<i32> {
         peak_rss_mib_models_loaded: rss_models,
         peak_rss_mib_end: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
         liveness_ms_per_face,
+        attributes_ms_per_face,
+        attributes_ms_per_face_group,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -419,6 +454,13 @@ fn print_table(r: &BenchReport) {
     match r.liveness_ms_per_face {
         Some(ms) => println!("liveness (every liveness model and view, crop + run) per face: {ms:.2} ms"),
         None => println!("liveness: no liveness model in the manifest (or no face in the one-face frame)"),
+    }
+    match (r.attributes_ms_per_face, r.attributes_ms_per_face_group) {
+        (Some(one), group) => println!(
+            "attributes (age + gender + expression, crops + run) per face: {one:.2} ms alone{}",
+            group.map(|g| format!(", {g:.2} ms in the group frame's batch")).unwrap_or_default()
+        ),
+        _ => println!("attributes: no attribute models in the manifest (or no face in the one-face frame)"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and one module per command.
 
 mod admin;
+mod analyze;
 mod bench;
 mod bench_compare;
 mod demo;
@@ -127,6 +128,9 @@ pub enum Command {
     /// Check that this node is ready: config, ONNX Runtime, models, database, cameras, relays,
     /// broker, clock. One line per check with a fix; exit code 0 only when all pass.
     Doctor(doctor::DoctorArgs),
+    /// Estimate age, gender and expression of every face in images (like DeepFace's analyze).
+    /// Opt-in lobby statistics: never used to decide access.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 impl GlobalArgs {
@@ -204,5 +208,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Keys(args) => keys::run(&config, args),
         Command::Cmd(args) => remote::cmd(&config, args),
         Command::Mqtt(args) => remote::mqtt(&config, args),
+        Command::Analyze(args) => analyze::run(&config, args),
     }
 }

