@@ -6,11 +6,11 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use image::RgbImage;
 
-use crate::analytics::pending::Attributes;
 use crate::capture::image_file::load_rgb;
 use crate::config::{Config, MatchingConfig};
 use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
+use crate::vision::attributes::Attributes;
 use crate::vision::liveness::{Liveness, LivenessMode};
 use crate::vision::models::{Manifest, ModelEntry};
 use crate::vision::mtcnn::{Detection, StageTimes};

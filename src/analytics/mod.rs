@@ -7,7 +7,6 @@
 //! an hour repeated when the clocks go back is two hours, and an hour skipped is none.
 
 pub mod config;
-pub mod pending;
 
 use std::collections::BTreeMap;
 

@@ -333,7 +333,8 @@ impl VisionStage {
 
     /// The attribute estimate of a decided face (`[analyze]`): only for the decisions the config
     /// allows (strangers; identified people only with `per_person`; never a suspected spoof,
-    /// which is not the face of whoever stands there). It runs after the decision is made and a
+    /// which is not the face of whoever stands there), and only for faces at least
+    /// [`crate::vision::attributes::MIN_FACE_PX`] wide. It runs after the decision is made and a
     /// failure only costs the estimate: it never changes who gets in.
     fn estimate(
         &mut self,
@@ -348,6 +349,12 @@ impl VisionStage {
             Outcome::SpoofSuspected { .. } => return None,
         };
         if !self.analyze.estimates(identified) {
+            return None;
+        }
+        // Too few pixels for the models to say anything (they would still answer): no estimate,
+        // so no count built on noise.
+        if crate::vision::attributes::too_small(face) {
+            log::debug!("{camera}: face {:.0} px wide, too small for an attribute estimate", face.bbox.width());
             return None;
         }
         let estimator = self.engine.attributes.as_mut()?;
