@@ -32,6 +32,8 @@ pub struct Config {
     pub mqtt: crate::act::mqtt::MqttConfig,
     pub service: crate::service::config::ServiceConfig,
     pub web: crate::web::WebConfig,
+    /// `[analyze]`: age, gender and expression estimates in `run` (see `analytics`); off by default.
+    pub analyze: crate::analytics::AnalyzeConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -114,6 +116,7 @@ impl Config {
             bail!("runtime.intra_threads must be between 1 and 64 (got {})", self.runtime.intra_threads);
         }
         crate::act::door::validate_doors(&self.doors)?;
+        self.analyze.validate()?;
         Ok(())
     }
 

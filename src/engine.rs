@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use image::RgbImage;
 
 use crate::capture::image_file::load_rgb;
 use crate::config::{Config, MatchingConfig};
 use crate::gallery::TemplateModel;
 use crate::gallery::matcher::MatchPolicy;
+use crate::vision::attributes::Attributes;
 use crate::vision::liveness::{Liveness, LivenessMode};
 use crate::vision::models::{Manifest, ModelEntry};
 use crate::vision::mtcnn::{Detection, StageTimes};
@@ -30,6 +31,9 @@ pub struct Engine {
     pub liveness: Option<Liveness>,
     /// Video only: where to look in each camera's next frame (`[detector.roi]`).
     pub regions: RegionPlanner,
+    /// The age, gender and expression estimator, loaded only with `[analyze] enabled` (a
+    /// missing or corrupt model is then a start-up error); `None` otherwise.
+    pub attributes: Option<Attributes>,
 }
 
 /// The matching rule for this embedder: the configured threshold (default: the manifest's),
@@ -75,7 +79,14 @@ impl Engine {
             LivenessMode::Off => None,
         };
         let regions = RegionPlanner::new(config.detector.roi.clone());
-        Ok(Engine { runtime, manifest, pipeline, policy, liveness, regions })
+        let attributes = match config.analyze.enabled {
+            true => Some(Attributes::load(&runtime, &manifest).context(
+                "[analyze] is enabled but its age, gender and expression models cannot be loaded: restore them \
+                 (models/README.md), or set `[analyze] enabled = false` to run without the statistics",
+            )?),
+            false => None,
+        };
+        Ok(Engine { runtime, manifest, pipeline, policy, liveness, regions, attributes })
     }
 
     /// Identifies the embedder, so galleries refuse templates from another model.

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod act;
+pub mod analytics;
 pub mod api;
 pub mod bulk_enroll;
 pub mod capture;

@@ -11,14 +11,14 @@ mod mqtt_broker;
 mod node_config;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
-use node_config::NodeConfig;
+use node_config::{NodeConfig, start_node};
 
 /// One message seen by the test's subscriber.
 struct Message {
@@ -156,19 +156,6 @@ fn write_config(path: &Path, node: &str, db: &Path, location: &str, relay: &str)
     config.write(path);
 }
 
-/// Starts the node; its log goes to `log` (printed if the test fails).
-fn start(config: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .args(["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 fn signal(child: &Child, signal: &str) {
     let ok = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill -s {signal} failed");
@@ -184,7 +171,7 @@ fn the_running_node_publishes_snapshots_presence_and_reloads_its_config() {
     add_keys(&db, &["snap1", "snap2", "reload1", "reload2", "reload3"]);
     let listener = Listener::new(&node);
     let log = dir.path().join("node.log");
-    let mut node_process = mqtt_broker::NodeGuard(Some(start(&config, &log)), log.clone());
+    let mut node_process = mqtt_broker::NodeGuard(Some(start_node(&config, &log)), log.clone());
 
     // Face presence goes up when someone walks in.
     listener.wait_for("face presence", Duration::from_secs(60), |t, m| {

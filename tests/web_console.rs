@@ -190,6 +190,7 @@ const GET_ROUTES: &[&str] = &[
     "/people/1/templates/1/thumb.jpg",
     "/people/bulk/abc",
     "/api/bulk/abc",
+    "/statistics",
 ];
 
 #[test]
@@ -810,4 +811,53 @@ fn unknown_faces_are_labelled_and_dismissed_through_the_console() {
             assert!(audits.iter().any(|a| a.contains(command) && a.contains("office")), "{command}: {audits:?}");
         }
     });
+}
+
+#[test]
+fn the_statistics_page_shows_the_hourly_counts_through_the_api() {
+    use facegate::analytics::{Tally, hour_of};
+    let c = console();
+    let mut store = c.store();
+    let tz = jiff::tz::TimeZone::UTC;
+    let report = |h: &facegate::analytics::HourCounts| facegate::act::OutboxEvent {
+        event_id: format!("{}-{}", h.camera, h.faces),
+        topic: "camera/entrance/attributes".into(),
+        payload: b"{}".to_vec(),
+        retain: true,
+    };
+    let now = jiff::Timestamp::now();
+    let young = Tally { age: "18_29", gender: "woman", emotion: "happy" };
+    let old = Tally { age: "65_plus", gender: "man", emotion: "surprise" };
+    store.count_attributes("entrance", hour_of(now, &tz), &young, report).unwrap();
+    store.count_attributes("entrance", hour_of(now, &tz), &young, report).unwrap();
+    let last_month = now.checked_sub(jiff::SignedDuration::from_hours(24 * 40)).unwrap();
+    store.count_attributes("entrance", hour_of(last_month, &tz), &old, report).unwrap();
+    rt().block_on(async {
+        let (cookie, _) = c.login().await;
+        let page = c.get("/statistics", Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("2 face(s) in 1 camera-hour(s)"), "{}", page.body);
+        assert!(page.body.contains("18-29: 2") && page.body.contains("woman: 2") && page.body.contains("happy: 2"));
+        assert!(page.body.contains("65-plus: 0") && page.body.contains("(so far)"), "the hour runs");
+        assert!(page.body.contains("statistics are off"), "this console's config has [analyze] off: {}", page.body);
+        let month = c.get("/statistics?hours=744&camera=entrance", Some(&cookie)).await;
+        assert!(month.body.contains("2 face(s) in 1 camera-hour(s)"), "40 days ago is outside 31 days");
+        for bad in ["/statistics?hours=soon", "/statistics?hours=0", "/statistics?hours=100000"] {
+            assert_eq!(c.get(bad, Some(&cookie)).await.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let garage = c.get("/statistics?camera=garage", Some(&cookie)).await;
+        assert!(garage.status.is_client_error() && garage.body.contains("entrance"), "{}", garage.body);
+    });
+    // Read through the API, so audited with the administrator's name.
+    let audits: Vec<serde_json::Value> = {
+        use facegate::act::Outbox;
+        let mut s = c.store();
+        s.pending(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.event.topic == "audit")
+            .map(|p| serde_json::from_slice(&p.event.payload).unwrap())
+            .collect()
+    };
+    assert!(audits.iter().any(|a| a["command"] == "attribute_stats" && a["actor"] == "office"), "{audits:?}");
 }

@@ -12,6 +12,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::OutboxEvent;
+use crate::analytics::HourCounts;
+use crate::vision::attributes::{EMOTIONS, FaceAttributes};
 
 /// Version of the payload layout; bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -142,6 +144,23 @@ pub struct LastSeen {
     pub camera: String,
     pub location: String,
     pub similarity: f32,
+}
+
+/// One face's estimate as decision events carry it, keyed like DeepFace's `analyze` (`age`,
+/// `dominant_gender`, `gender`, `dominant_emotion`, `emotion`), with probabilities 0-1 (DeepFace
+/// gives percentages).
+pub fn attributes_json(a: &FaceAttributes) -> Value {
+    let p = |v: f32| round(v as f64, 4);
+    let emotion: Map<String, Value> =
+        EMOTIONS.iter().zip(a.emotion).map(|(name, v)| (name.to_string(), json!(p(v)))).collect();
+    json!({
+        "age": round(a.age as f64, 1),
+        "age_spread": a.age_spread.map(|s| round(s as f64, 1)),
+        "dominant_gender": a.dominant_gender(),
+        "gender": { "Woman": p(a.woman), "Man": p(1.0 - a.woman) },
+        "dominant_emotion": a.dominant_emotion(),
+        "emotion": emotion,
+    })
 }
 
 /// Builds events for one node.
@@ -340,6 +359,37 @@ impl EventBuilder {
         self.event(format!("person/{}/last_seen", s.person.id), "last_seen", at, body, true)
     }
 
+    /// A `decision` event with the face's estimated attributes added (`[analyze]`; the caller
+    /// decides which decisions get them: `unknown` ones, identified people's only with
+    /// `analyze.per_person`).
+    pub fn with_attributes(&self, mut decision: OutboxEvent, a: &FaceAttributes) -> OutboxEvent {
+        if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&decision.payload) {
+            body.insert("attributes".into(), attributes_json(a));
+            decision.payload = Value::Object(body).to_string().into_bytes();
+        }
+        decision
+    }
+
+    /// `camera/<camera>/attributes` (retained): one camera's counts for one local hour, sent
+    /// after each face counted (`complete: false`) and once more when the hour is over
+    /// (`complete: true`, final). `counted` says whose faces: `unknown` (strangers only) or `all`
+    /// (`analyze.per_person`).
+    pub fn attribute_hour(&self, h: &HourCounts, location: &str, counted: &str, at: Timestamp) -> OutboxEvent {
+        let body = json!({
+            "camera": h.camera,
+            "location": location,
+            "hour_start": h.start.to_string(),
+            "hour_end": h.end.to_string(),
+            "complete": h.complete,
+            "counted": counted,
+            "faces": h.faces,
+            "age": h.age,
+            "gender": h.gender,
+            "emotion": h.emotion,
+        });
+        self.event(format!("camera/{}/attributes", topic_level(&h.camera)), "attributes_hour", at, body, true)
+    }
+
     /// `snapshot/<camera>/<id>`: a raw JPEG (not JSON), either the face crop of the decision
     /// with event id `id` or the whole frame asked for by the `snapshot` command with request id
     /// `id`. Only when `mqtt.snapshots` is on; the caller checks that.
@@ -510,6 +560,43 @@ mod tests {
         let v = parse(&e);
         assert_envelope(&v, &e, "last_seen");
         assert_eq!((v["location"].clone(), v["similarity"].clone()), (json!("Lobby"), json!(0.8)));
+    }
+
+    #[test]
+    fn attributes_ride_on_the_decision_and_hours_are_retained_per_camera() {
+        let b = EventBuilder::new("door1");
+        let a = FaceAttributes {
+            age: 31.26,
+            age_spread: Some(4.04),
+            woman: 0.9,
+            emotion: [0.0, 0.0, 0.0, 0.7, 0.1, 0.1, 0.1],
+        };
+        let e = b.with_attributes(b.decision(&decision(DecisionKind::Unknown, None), at()), &a);
+        let v = parse(&e);
+        assert_envelope(&v, &e, "unknown");
+        let attrs = &v["attributes"];
+        assert_eq!((attrs["age"].clone(), attrs["age_spread"].clone()), (json!(31.3), json!(4.0)));
+        assert_eq!((attrs["dominant_gender"].clone(), attrs["gender"]["Man"].clone()), (json!("Woman"), json!(0.1)));
+        assert_eq!(
+            (attrs["dominant_emotion"].clone(), attrs["emotion"]["happy"].clone()),
+            (json!("happy"), json!(0.7))
+        );
+        assert_eq!(attrs["emotion"].as_object().unwrap().len(), 7);
+        assert!(attrs.get("race").is_none());
+
+        let (start, end) = crate::analytics::hour_of(at(), &jiff::tz::TimeZone::UTC);
+        let mut h = HourCounts::empty("front/a", start, end);
+        h.add(&crate::analytics::Tally::of(&a).unwrap());
+        let e = b.attribute_hour(&h, "Lobby", "unknown", at());
+        assert_eq!((e.topic.as_str(), e.retain), ("camera/front_a/attributes", true));
+        let v = parse(&e);
+        assert_envelope(&v, &e, "attributes_hour");
+        assert_eq!(v["hour_start"], json!("2026-11-23T14:00:00Z"));
+        assert_eq!(v["hour_end"], json!("2026-11-23T15:00:00Z"));
+        assert_eq!((v["faces"].clone(), v["complete"].clone()), (json!(1), json!(false)));
+        assert_eq!((v["age"]["30_44"].clone(), v["age"]["under_18"].clone()), (json!(1), json!(0)));
+        assert_eq!((v["gender"]["woman"].clone(), v["emotion"]["happy"].clone()), (json!(1), json!(1)));
+        assert_eq!(v["counted"], json!("unknown"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (log line and `audit` MQTT event) naming the actor. Interfaces parse and authenticate; they
 //! never reach into the store or the stages themselves.
 
+mod attributes;
 mod inbox;
 mod limits;
 
@@ -80,6 +81,12 @@ pub enum Request {
         person: String,
         template: i64,
     },
+    /// The hourly age, gender and expression counts (`[analyze]`) of the last `hours` hours
+    /// (`None`: every camera). The console's; MQTT gets them as `camera/<camera>/attributes`.
+    AttributeStats {
+        camera: Option<String>,
+        hours: u32,
+    },
 }
 
 /// `enroll`: photos (JPEG/PNG bytes) of one person.
@@ -113,6 +120,7 @@ impl Request {
             Request::LabelUnknown { .. } => "label_unknown",
             Request::DismissUnknown { .. } => "dismiss_unknown",
             Request::DeleteTemplate { .. } => "delete_template",
+            Request::AttributeStats { .. } => "attribute_stats",
         }
     }
 
@@ -366,6 +374,7 @@ impl NodeApi {
             Request::LabelUnknown { group, person, role } => self.do_label_unknown(group, &person, role),
             Request::DismissUnknown { group } => self.do_dismiss_unknown(group),
             Request::DeleteTemplate { person, template } => self.do_delete_template(&person, template),
+            Request::AttributeStats { camera, hours } => self.do_attribute_stats(camera.as_deref(), hours),
         }
     }
 

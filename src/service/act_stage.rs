@@ -16,10 +16,12 @@ use crate::act::door::{ContactState, Door, DoorEvent, DoorEventKind};
 use crate::act::events::{self, DecisionInfo, DecisionKind, DoorKind, EventBuilder, LastSeen, PersonRef};
 use crate::act::store::{AccessEvent, EventKind, Store};
 use crate::act::{Outbox, OutboxEvent};
+use crate::analytics::{AnalyzeConfig, Tally, hour_of};
 use crate::capture::{CameraConfig, CameraState, FrameHub};
 use crate::decide::clock::Clock;
 use crate::decide::policy::{Access, DenyReason, evaluate_at_door};
 use crate::decide::voter::Outcome;
+use crate::vision::attributes::FaceAttributes;
 
 /// Everything the stage owns; runs until its input channel closes.
 pub struct ActStage {
@@ -43,6 +45,34 @@ pub struct ActStage {
     pub direct: Option<std::sync::mpsc::SyncSender<OutboxEvent>>,
     /// The unknown-faces inbox (`[web] unknown_inbox`, retention).
     pub inbox: crate::act::inbox::Inbox,
+    /// `[analyze]`: attributes on decision events and the hourly counts.
+    pub analyze: AttributeCounts,
+}
+
+/// What the act stage does with face attributes (`[analyze]`): which decision events carry
+/// them, and the hourly counts, closed (final report) when their hour is over.
+#[derive(Debug, Clone)]
+pub struct AttributeCounts {
+    config: AnalyzeConfig,
+    /// The local hour whose end was last looked for (`None`: not yet since the start).
+    checked_hour: Option<jiff::Timestamp>,
+}
+
+impl AttributeCounts {
+    pub fn new(config: &AnalyzeConfig) -> AttributeCounts {
+        AttributeCounts { config: config.clone(), checked_hour: None }
+    }
+
+    /// The estimate a decision recorded as `kind` may carry and be counted with: an identified
+    /// person's only with `analyze.per_person`.
+    fn of<'a>(&self, input: &'a CameraDecision, kind: EventKind) -> Option<&'a FaceAttributes> {
+        input.attributes.as_deref().filter(|_| self.config.estimates(kind != EventKind::Unknown))
+    }
+
+    /// `counted` of the hourly reports: whose faces they count.
+    fn counted(&self) -> &'static str {
+        if self.config.per_person { "all" } else { "unknown" }
+    }
 }
 
 /// What a door's lock state is made of, followed from its events (not read later, which would
@@ -112,6 +142,7 @@ impl ActStage {
                 Err(RecvTimeoutError::Disconnected) => true,
             };
             self.publish_door_events(&mut views);
+            self.close_attribute_hours(jiff::Timestamp::now());
             let beat_due = !self.heartbeat_every.is_zero() && last_heartbeat.elapsed() >= self.heartbeat_every;
             // Every heartbeat also refreshes each camera's state and frame rate.
             self.publish_camera_states(&mut camera_states, beat_due);
@@ -306,7 +337,10 @@ impl ActStage {
             latency_ms: self.clock.now().saturating_sub(input.decision.at).as_secs_f64() * 1e3,
             liveness: liveness_of(&input.decision),
         };
-        let decision = self.events.decision(&info, e.at);
+        let mut decision = self.events.decision(&info, e.at);
+        if let Some(a) = self.analyze.of(input, e.kind).filter(|_| self.analyze.config.unknown_events) {
+            decision = self.events.with_attributes(decision, a);
+        }
         let mut out = Vec::new();
         if let Some(jpeg) = &input.snapshot {
             out.push(self.events.snapshot(&camera.name, &decision.event_id, jpeg.clone()));
@@ -447,30 +481,104 @@ impl ActStage {
             self.inbox.keep(&mut self.store, e.at, &e.camera, face);
         }
         if let Some(door_name) = &verdict.open {
-            let Some(door) = self.doors.get(door_name) else {
-                log::error!("act: camera {} names door `{door_name}`, which is not configured", e.camera);
-                return;
-            };
-            match door.pulse(None) {
-                Ok(receipt) => {
-                    ServiceStats::add(&self.stats.pulses, 1);
-                    let ms = receipt.length.as_millis() as u64;
-                    let at = self.wall_time(receipt.started);
-                    let event = match &person {
-                        Some(p) => self.events.pulse_for(door_name, ms, p, at),
-                        None => self.events.door(door_name, &DoorKind::Pulse { ms, by: "face".into() }, at),
-                    };
-                    self.enqueue(&[event]);
-                    let latency = receipt.started.saturating_sub(input.decision.at);
-                    self.stats.record_latency(latency);
-                    log::info!(
-                        "door {door_name}: opened for {who} ({} ms pulse), {:.0} ms after the deciding frame",
-                        receipt.length.as_millis(),
-                        latency.as_secs_f64() * 1e3
-                    );
-                }
-                Err(e) => log::error!("door {door_name}: could not open: {e:#}"),
+            self.pulse_door(door_name, &e.camera, person.as_ref(), who, input.decision.at);
+        }
+        // After the door: counting never delays it.
+        self.count_attributes(&input, e);
+    }
+
+    /// Opens the door of a granted decision (decided at `decided_at` on the service clock).
+    fn pulse_door(
+        &mut self,
+        door_name: &str,
+        camera: &str,
+        person: Option<&PersonRef>,
+        who: &str,
+        decided_at: Duration,
+    ) {
+        let Some(door) = self.doors.get(door_name) else {
+            log::error!("act: camera {camera} names door `{door_name}`, which is not configured");
+            return;
+        };
+        match door.pulse(None) {
+            Ok(receipt) => {
+                ServiceStats::add(&self.stats.pulses, 1);
+                let ms = receipt.length.as_millis() as u64;
+                let at = self.wall_time(receipt.started);
+                let event = match person {
+                    Some(p) => self.events.pulse_for(door_name, ms, p, at),
+                    None => self.events.door(door_name, &DoorKind::Pulse { ms, by: "face".into() }, at),
+                };
+                self.enqueue(&[event]);
+                let latency = receipt.started.saturating_sub(decided_at);
+                self.stats.record_latency(latency);
+                log::info!(
+                    "door {door_name}: opened for {who} ({} ms pulse), {:.0} ms after the deciding frame",
+                    receipt.length.as_millis(),
+                    latency.as_secs_f64() * 1e3
+                );
             }
+            Err(e) => log::error!("door {door_name}: could not open: {e:#}"),
+        }
+    }
+
+    /// Counts a recorded decision's face in its camera's hour (`[analyze] hourly`) and queues
+    /// the hour's new totals. A failure costs the count only.
+    fn count_attributes(&mut self, input: &CameraDecision, event: &AccessEvent) {
+        if !self.analyze.config.counts_hours() {
+            return;
+        }
+        let Some(tally) = self.analyze.of(input, event.kind).and_then(Tally::of) else { return };
+        let hour = hour_of(event.at, &self.tz);
+        let location = self.cameras.get(input.camera).map(|c| c.location.clone()).unwrap_or_default();
+        let (events, counted) = (&self.events, self.analyze.counted());
+        let report =
+            |h: &crate::analytics::HourCounts| events.attribute_hour(h, &location, counted, jiff::Timestamp::now());
+        if let Err(e) = self.store.count_attributes(&event.camera, hour, &tally, report) {
+            ServiceStats::add(&self.stats.store_errors, 1);
+            log::error!("act: could not count a face in the hourly statistics: {e:#}");
+        }
+    }
+
+    /// Once per local hour (and at the start, for hours left open by a stop): marks the hours
+    /// that are over complete, queues their final counts, and erases the counts older than
+    /// `analyze.keep_days`.
+    fn close_attribute_hours(&mut self, now: jiff::Timestamp) {
+        if !self.analyze.config.counts_hours() {
+            return;
+        }
+        let hour = hour_of(now, &self.tz).0;
+        if self.analyze.checked_hour == Some(hour) {
+            return;
+        }
+        // Set first: a store that fails now is tried again next hour (the query takes every
+        // hour that ended by then), not every loop.
+        self.analyze.checked_hour = Some(hour);
+        let (events, counted, cameras) = (&self.events, self.analyze.counted(), &self.cameras);
+        let report = |h: &crate::analytics::HourCounts| {
+            let location = cameras.iter().find(|c| c.name == h.camera).map(|c| c.location.as_str()).unwrap_or("");
+            events.attribute_hour(h, location, counted, now)
+        };
+        match self.store.close_attribute_hours(now, report) {
+            Ok(closed) => {
+                for h in closed {
+                    log::info!("attributes: hour {} of camera {} closed with {} face(s)", h.start, h.camera, h.faces);
+                }
+            }
+            Err(e) => {
+                ServiceStats::add(&self.stats.store_errors, 1);
+                log::error!("act: could not close the hourly statistics (tried again next hour): {e:#}");
+            }
+        }
+        let keep = jiff::SignedDuration::from_hours(24 * i64::from(self.analyze.config.keep_days));
+        match now
+            .checked_sub(keep)
+            .map_err(anyhow::Error::from)
+            .and_then(|before| self.store.prune_attribute_hours(before))
+        {
+            Ok(0) => {}
+            Ok(n) => log::info!("attributes: {n} hour(s) older than {} days erased", self.analyze.config.keep_days),
+            Err(e) => log::warn!("act: could not erase old hourly statistics: {e:#}"),
         }
     }
 }
@@ -492,5 +600,43 @@ fn deny_reason(reason: DenyReason) -> &'static str {
         DenyReason::OutsideSchedule => "outside_schedule",
         DenyReason::UnknownFace => "unknown_face",
         DenyReason::DoorNotAllowed => "door_not_allowed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::voter::Decision;
+    use crate::vision::bbox::BBox;
+
+    fn decided(outcome: Outcome) -> CameraDecision {
+        let bbox = BBox { x1: 0.0, y1: 0.0, x2: 80.0, y2: 96.0, score: 0.99 };
+        let decision =
+            Decision { camera: "front".into(), track: 1, at: Duration::ZERO, bbox, outcome, votes: 3, window: 5 };
+        let attributes = Some(Box::new(FaceAttributes {
+            age: 30.0,
+            age_spread: None,
+            woman: 0.6,
+            emotion: [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        }));
+        CameraDecision { camera: 0, decision, snapshot: None, unknown: None, attributes }
+    }
+
+    #[test]
+    fn identified_peoples_estimates_are_dropped_unless_per_person() {
+        let recognised = decided(Outcome::Recognised { person: "ann".into(), similarity: 0.8, margin: 0.3 });
+        let stranger = decided(Outcome::Unknown);
+        let on = AnalyzeConfig { enabled: true, ..AnalyzeConfig::default() };
+        let counts = AttributeCounts::new(&on);
+        assert!(counts.of(&stranger, EventKind::Unknown).is_some());
+        for kind in [EventKind::Granted, EventKind::Denied, EventKind::Alert] {
+            assert!(counts.of(&recognised, kind).is_none(), "{kind:?}: an estimate that reached the act stage anyway");
+        }
+        assert_eq!(counts.counted(), "unknown");
+        let everyone = AttributeCounts::new(&AnalyzeConfig { per_person: true, ..on.clone() });
+        assert!(everyone.of(&recognised, EventKind::Granted).is_some());
+        assert_eq!(everyone.counted(), "all");
+        let off = AttributeCounts::new(&AnalyzeConfig::default());
+        assert!(off.of(&stranger, EventKind::Unknown).is_none());
     }
 }

@@ -277,6 +277,16 @@ fn run_pipeline(
         Some(t) => log::info!("liveness: passive check on, threshold {t:.3}"),
         None => log::warn!("liveness: off; a photo or a screen of an enrolled person is treated like the person"),
     }
+    if config.analyze.enabled {
+        log::info!(
+            "analyze: age, gender and expression estimated once per decided face of {}{}{}",
+            if config.analyze.per_person { "everyone" } else { "strangers (unknown decisions)" },
+            if config.analyze.unknown_events { ", added to their decision events" } else { "" },
+            if config.analyze.hourly { ", counted per camera per hour" } else { "" },
+        );
+    } else {
+        log::info!("analyze: off ([analyze] enabled = false): no age, gender or expression is estimated");
+    }
     let mut visions = Vec::new();
     for (index, engine) in engines.into_iter().enumerate() {
         visions.push(VisionStage {
@@ -298,6 +308,7 @@ fn run_pipeline(
             live: live.clone(),
             unknown_inbox: config.web.unknown_inbox,
             share: vision_stage::WorkerShare { index, count: workers },
+            analyze: config.analyze.clone(),
         });
     }
     drop(decision_tx);
@@ -345,6 +356,7 @@ fn run_pipeline(
         stats: Arc::clone(&stats),
         heartbeat: act_beat.clone(),
         inbox: crate::act::inbox::Inbox::new(&config.web),
+        analyze: act_stage::AttributeCounts::new(&config.analyze),
     };
     let web = start_web(
         config,
@@ -507,6 +519,7 @@ fn discovery_info(config: &Config, node: &str, store: &Store) -> Result<crate::a
             .collect(),
         people,
         snapshots: config.mqtt.snapshots,
+        attributes: config.analyze.counts_hours(),
         configuration_url: config.mqtt.configuration_url.clone(),
     })
 }

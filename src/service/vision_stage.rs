@@ -17,6 +17,7 @@ use super::Heartbeat;
 use super::stats::ServiceStats;
 use crate::act::door::Door;
 use crate::act::store::Store;
+use crate::analytics::AnalyzeConfig;
 use crate::capture::config::CameraTuning;
 use crate::capture::{Frame, FrameHub};
 use crate::decide::Decider;
@@ -24,7 +25,9 @@ use crate::decide::voter::{Decision, Outcome};
 use crate::engine::Engine;
 use crate::gallery::auto_update::AutoUpdateConfig;
 use crate::gallery::matcher::{Identification, MatchPolicy, Matcher};
+use crate::vision::attributes::FaceAttributes;
 use crate::vision::bbox::BBox;
+use crate::vision::mtcnn::Detection;
 
 /// A decision and the camera (index in the configured list) whose frame completed it.
 #[derive(Debug, Clone)]
@@ -35,6 +38,10 @@ pub struct CameraDecision {
     pub snapshot: Option<Vec<u8>>,
     /// The face of an `unknown` decision for the console's inbox, only when `[web] unknown_inbox`.
     pub unknown: Option<crate::act::store::UnknownEvidence>,
+    /// The face's estimated age, gender and expression (`[analyze]`): estimated once, on the
+    /// deciding frame, only for the decisions [`AnalyzeConfig::estimates`] allows (boxed: most
+    /// decisions have none, and the channel's messages stay small).
+    pub attributes: Option<Box<FaceAttributes>>,
 }
 
 /// What the vision stage hands to the act stage, in the order it happened.
@@ -148,6 +155,8 @@ pub struct VisionStage {
     pub unknown_inbox: bool,
     /// This worker's share of the cameras (`service.vision_workers`).
     pub share: WorkerShare,
+    /// `[analyze]`: which decided faces get an attribute estimate.
+    pub analyze: AnalyzeConfig,
 }
 
 /// Worker `index` of `count` takes the cameras whose index is `index` modulo `count`.
@@ -322,6 +331,47 @@ impl VisionStage {
         }
     }
 
+    /// The attribute estimate of a decided face (`[analyze]`): only for the decisions the config
+    /// allows (strangers; identified people only with `per_person`; never a suspected spoof,
+    /// which is not the face of whoever stands there), and only for faces at least
+    /// [`crate::vision::attributes::MIN_FACE_PX`] wide. It runs after the decision is made and a
+    /// failure only costs the estimate: it never changes who gets in.
+    fn estimate(
+        &mut self,
+        camera: &str,
+        outcome: &Outcome,
+        image: &image::RgbImage,
+        face: &Detection,
+    ) -> Option<FaceAttributes> {
+        let identified = match outcome {
+            Outcome::Unknown => false,
+            Outcome::Recognised { .. } => true,
+            Outcome::SpoofSuspected { .. } => return None,
+        };
+        if !self.analyze.estimates(identified) {
+            return None;
+        }
+        // Too few pixels for the models to say anything (they would still answer): no estimate,
+        // so no count built on noise.
+        if crate::vision::attributes::too_small(face) {
+            log::debug!("{camera}: face {:.0} px wide, too small for an attribute estimate", face.bbox.width());
+            return None;
+        }
+        let estimator = self.engine.attributes.as_mut()?;
+        let started = Instant::now();
+        match estimator.analyze(image, std::slice::from_ref(face)) {
+            Ok(mut found) if !found.is_empty() => {
+                log::debug!("{camera}: attributes estimated in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+                Some(found.swap_remove(0))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                log::warn!("{camera}: no age/gender/expression estimate for this face (the decision stands): {e:#}");
+                None
+            }
+        }
+    }
+
     /// Detects, tracks and identifies one frame. `faces_on` is the number of faces last reported
     /// per camera; a change is reported as presence.
     fn process(&mut self, frame: &Frame, matcher: &Matcher, faces_on: &mut [u32]) -> Result<Vec<VisionOutput>> {
@@ -399,7 +449,14 @@ impl VisionStage {
             let unknown = (self.unknown_inbox && decision.outcome == Outcome::Unknown)
                 .then(|| self.unknown_evidence(&camera, &crops[k], fused, policy.threshold, quality))
                 .flatten();
-            outputs.push(VisionOutput::Decision(CameraDecision { camera: frame.camera, decision, snapshot, unknown }));
+            let attributes = self.estimate(&camera, &decision.outcome, &frame.image, &detections[i]).map(Box::new);
+            outputs.push(VisionOutput::Decision(CameraDecision {
+                camera: frame.camera,
+                decision,
+                snapshot,
+                unknown,
+                attributes,
+            }));
         }
         Ok(outputs)
     }

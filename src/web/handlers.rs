@@ -106,6 +106,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .merge(super::inbox::routes())
         .merge(super::bulk::routes())
         .merge(super::events::routes())
+        .merge(super::statistics::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -26,6 +26,8 @@ mod pages;
 #[cfg(feature = "web")]
 pub mod server;
 #[cfg(feature = "web")]
+mod statistics;
+#[cfg(feature = "web")]
 mod tls;
 
 pub use config::WebConfig;

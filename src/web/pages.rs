@@ -93,7 +93,7 @@ pub(super) fn layout(session: Option<&Session>, title: &str, body: Markup) -> Ht
                         b { "facegate" }
                         @if let Some(s) = session {
                             a href="/" { "Live" } a href="/people" { "People" } a href="/unknown" { "Unknown faces" } a href="/attendance" { "Attendance" }
-                            a href="/events" { "Events" } a href="/health" { "Health" }
+                            a href="/events" { "Events" } a href="/statistics" { "Statistics" } a href="/health" { "Health" }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
                                 span { (s.admin) " " } button { "Log out" }

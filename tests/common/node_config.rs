@@ -117,3 +117,16 @@ impl NodeConfig {
 fn quoted(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
+
+/// Starts `facegate run --json` on `config` with `RUST_LOG=info`; its log goes to `log`.
+pub fn start_node(config: &Path, log: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .env("RUST_LOG", "info")
+        .arg("--config")
+        .arg(config)
+        .args(["run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("the test's temporary folder is writable"))
+        .spawn()
+        .expect("the facegate binary starts")
+}

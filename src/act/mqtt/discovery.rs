@@ -53,6 +53,9 @@ pub struct DiscoveryInfo {
     pub people: Vec<PersonInfo>,
     /// `mqtt.snapshots`: each camera gets an `image` entity showing its latest snapshot.
     pub snapshots: bool,
+    /// `[analyze]` with hourly counts: each camera gets a sensor of the faces counted this hour,
+    /// with the counts by age band, gender and expression as its attributes.
+    pub attributes: bool,
     /// Shown as "Visit" on the device page (the web console, when there is one).
     pub configuration_url: Option<String>,
 }
@@ -299,6 +302,24 @@ pub fn configs(t: &Topics, discovery_prefix: &str, info: &DiscoveryInfo) -> Vec<
                 "device_class": "occupancy",
             }),
         ));
+        if info.attributes {
+            out.push(entity(
+                "sensor",
+                &format!("camera_{c}_attributes"),
+                "Faces counted this hour",
+                &device,
+                json!({
+                    "state_topic": t.full(&format!("camera/{c}/attributes")),
+                    "value_template": "{{ value_json.faces }}",
+                    "json_attributes_topic": t.full(&format!("camera/{c}/attributes")),
+                    "json_attributes_template":
+                        "{{ {'hour_start': value_json.hour_start, 'complete': value_json.complete, 'counted': value_json.counted, \
+                         'age': value_json.age, 'gender': value_json.gender, 'emotion': value_json.emotion} | tojson }}",
+                    "state_class": "measurement",
+                    "icon": "mdi:account-group",
+                }),
+            ));
+        }
         if info.snapshots {
             out.push(entity(
                 "image",
@@ -355,6 +376,7 @@ mod tests {
             ],
             people: vec![PersonInfo { id: 7, name: "Ada".into() }],
             snapshots: false,
+            attributes: false,
             configuration_url: None,
         }
     }
@@ -467,6 +489,30 @@ mod tests {
         let without = parsed(&configs(&t, "ha", &info()));
         assert!(!without.iter().any(|(t, _)| t.contains("/image/")));
         assert!(without.iter().all(|(_, v)| v["device"].get("configuration_url").is_none()));
+    }
+
+    #[test]
+    fn hourly_attribute_counts_get_a_sensor_per_camera_only_when_on() {
+        let t = Topics::new("facegate", "door1");
+        let without = parsed(&configs(&t, "ha", &info()));
+        assert!(!without.iter().any(|(t, _)| t.contains("attributes")), "off: no entity");
+        let mut i = info();
+        i.attributes = true;
+        let all = parsed(&configs(&t, "ha", &i));
+        let front = get(&all, "ha/sensor/door1/camera_front_attributes/config");
+        assert_eq!(front["state_topic"], json!("facegate/door1/camera/front/attributes"));
+        assert_eq!(front["json_attributes_topic"], front["state_topic"]);
+        assert_eq!(front["value_template"], json!("{{ value_json.faces }}"));
+        assert_eq!(front["device"]["suggested_area"], json!("Main entrance"));
+        let template = front["json_attributes_template"].as_str().unwrap();
+        for key in ["age", "gender", "emotion", "hour_start", "complete"] {
+            assert!(template.contains(&format!("value_json.{key}")), "{template}");
+        }
+        assert!(all.iter().any(|(t, _)| t == "ha/sensor/door1/camera_lobby_attributes/config"));
+        // Turned off again, the retained config is ours and no longer published: it is cleared.
+        let (topic, payload) =
+            configs(&t, "ha", &i).into_iter().find(|(t, _)| t.contains("camera_front_attributes")).unwrap();
+        assert!(is_stale(&configs(&t, "ha", &info()), "door1", &topic, &payload));
     }
 
     #[test]

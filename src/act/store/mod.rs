@@ -7,6 +7,7 @@
 //! [`Store::change_counter`].
 
 mod admins;
+mod attributes;
 mod events;
 mod journal;
 mod keys;

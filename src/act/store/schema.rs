@@ -164,6 +164,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX journal_at ON journal(at_ms);
     CREATE INDEX journal_subject ON journal(subject, id);
     ",
+    // attrrun (issue 14): lobby statistics, only with `[analyze] enabled` and `hourly`: faces
+    // counted per camera per local hour by age band, gender and expression. Counts only: no
+    // face, no time finer than the hour, no person.
+    "
+    CREATE TABLE attribute_hours (
+        camera   TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms   INTEGER NOT NULL CHECK (end_ms > start_ms),
+        faces    INTEGER NOT NULL CHECK (faces >= 0),
+        complete INTEGER NOT NULL DEFAULT 0 CHECK (complete IN (0, 1)),
+        PRIMARY KEY (camera, start_ms)
+    ) WITHOUT ROWID;
+    CREATE INDEX attribute_hours_start ON attribute_hours(start_ms);
+    CREATE INDEX attribute_hours_open ON attribute_hours(complete, end_ms);
+    CREATE TABLE attribute_counts (
+        camera   TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        bucket   TEXT NOT NULL CHECK (bucket LIKE 'age:%' OR bucket LIKE 'gender:%' OR bucket LIKE 'emotion:%'),
+        count    INTEGER NOT NULL CHECK (count > 0),
+        PRIMARY KEY (camera, start_ms, bucket),
+        FOREIGN KEY (camera, start_ms) REFERENCES attribute_hours(camera, start_ms) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
