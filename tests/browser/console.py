@@ -3,7 +3,8 @@
 python3-selenium) against `facegate run` on the demo clip: log in, see the live view render a
 frame with a box drawn, enroll a person from an uploaded photo, label the clip's stranger from
 the "Unknown faces" inbox as a new person and see them appear, download the attendance CSV and
-compare it with the CLI's. Screenshots of every page go to target/web-screenshots/.
+compare it with the CLI's, see the stranger counted on the statistics page. Screenshots of every page go
+to target/web-screenshots/
 
 Usage: tests/browser/console.py [path/to/facegate]   (default: target/release/facegate)
 """
@@ -66,6 +67,9 @@ bind = "127.0.0.1:0"
 tls = false
 # The clip's stranger (never enrolled) gives unknown decisions, kept here for the inbox page.
 unknown_inbox = true
+# The stranger's unknown decisions are also counted on the statistics page.
+[analyze]
+enabled = true
 """)
     env = dict(os.environ, RUST_LOG="info")
     subprocess.run([BIN, "--config", config, "admin", "add", "office"], input=PASSWORD + "\n", text=True,
@@ -179,6 +183,12 @@ unknown_inbox = true
         driver.get(url + "/people")
         assert "Inbox Stranger" in driver.page_source
 
+        # The stranger's visits before the label were counted per hour (age band, gender, expression).
+        driver.get(url + "/statistics")
+        assert re.search(r"[1-9][0-9]* face\(s\) in [1-9][0-9]* camera-hour\(s\)", driver.page_source), driver.page_source
+        assert "strangers' faces (unknown decisions) only" in driver.page_source, driver.page_source
+        shot("statistics")
+
         # Bulk enrolment from a zip: one good photo, one without a face, one file that is not a photo.
         # It comes after the inbox: the good photo is the clip's stranger, labelled "Inbox Stranger"
         # above, so it is added to them (append ticked); before the label it would have made the
@@ -234,7 +244,7 @@ unknown_inbox = true
         # A phone: every page fits the width (no sideways scrolling of the page itself).
         driver.set_window_size(390, 844)
         for name, path in [("live", "/"), ("people", "/people"), ("person", person_url), ("events", "/events"),
-                           ("attendance", "/attendance"), ("health", "/health")]:
+                           ("attendance", "/attendance"), ("statistics", "/statistics"), ("health", "/health")]:
             driver.get(path if path.startswith("http") else url + path)
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
             width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
