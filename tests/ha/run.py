@@ -389,6 +389,17 @@ def main():
         trackers = [e for e in entities if e.startswith("device_tracker.")]
         located = wait("a tracker at the camera", lambda: [e for e in trackers if ha.state(e)["state"] == "Main entrance"], 60)
         check(bool(located), f"person tracker moved to the camera's location: {located}")
+        # The stranger's unknown decisions are counted per hour ([analyze] on in board/ha-demo.toml).
+        counted = next((e for e in entities if e.endswith("camera_entrance_attributes")), None)
+        check(counted is not None, f"a 'faces counted this hour' sensor is discovered: {counted}")
+
+        def faces_counted():
+            st = ha.state(counted)
+            return st if st and st["state"].isdigit() and int(st["state"]) >= 1 else None
+
+        st = wait("a stranger counted this hour", faces_counted, 120, 0.5)
+        check(st is not None and sum(st["attributes"].get("gender", {}).values()) == int(st["state"]),
+              f"HA shows the hour's count with its attributes: {st}")
         screenshots(ha, workdir, lock, "sensor.facegate_hademo_uptime", "image.facegate_hademo_camera_entrance_snapshot")
 
         # --- 4. lock.open from HA opens when the policy allows it.
