@@ -179,6 +179,7 @@ fn enroll_from_folder_people_commands_and_forget() {
             ("rename", true),
             ("set_role", true),
             ("set_schedule", true),
+            ("add_person", true),
             ("set_role", false),
             ("forget", true)
         ],

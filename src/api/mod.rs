@@ -81,6 +81,13 @@ pub enum Request {
         person: String,
         template: i64,
     },
+    /// A new person without photos (the CLI's `people add`; photos come with `enroll`). Not an
+    /// MQTT command: enrolment there carries the photos.
+    AddPerson {
+        name: String,
+        role: Role,
+        schedule: Schedule,
+    },
     /// The hourly age, gender and expression counts (`[analyze]`) of the last `hours` hours
     /// (`None`: every camera). The console's; MQTT gets them as `camera/<camera>/attributes`.
     AttributeStats {
@@ -121,6 +128,7 @@ impl Request {
             Request::DismissUnknown { .. } => "dismiss_unknown",
             Request::DeleteTemplate { .. } => "delete_template",
             Request::AttributeStats { .. } => "attribute_stats",
+            Request::AddPerson { .. } => "add_person",
         }
     }
 
@@ -296,6 +304,9 @@ impl NodeApi {
     pub fn remove(&mut self, actor: &Actor, person: &str) -> ApiResult {
         self.execute(actor, Request::Remove { person: person.into() })
     }
+    pub fn add_person(&mut self, actor: &Actor, name: &str, role: Role, schedule: Schedule) -> ApiResult {
+        self.execute(actor, Request::AddPerson { name: name.into(), role, schedule })
+    }
     pub fn rename(&mut self, actor: &Actor, person: &str, name: &str) -> ApiResult {
         self.execute(actor, Request::Rename { person: person.into(), name: name.into() })
     }
@@ -337,6 +348,10 @@ impl NodeApi {
                 };
                 self.store.remove_person(&format!("#{}", p.id))?;
                 Ok(json!({ "removed": p.id }))
+            }
+            Request::AddPerson { name, role, schedule } => {
+                let id = self.store.add_person(&name, role, &schedule)?;
+                Ok(json!({ "added": id, "name": name.trim(), "role": role.as_str(), "schedule": schedule.to_string() }))
             }
             Request::Rename { person, name } => {
                 self.store.rename(&person, &name)?;

@@ -71,7 +71,7 @@ fn by_cli(config: &Config, call: impl FnOnce(&mut NodeApi, &Actor) -> ApiResult)
 }
 
 pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
-    let mut store = Store::open_config(&config.store)?;
+    let store = Store::open_config(&config.store)?;
     match args.command {
         PeopleCommand::List { json } => {
             let people = store.people()?;
@@ -95,8 +95,8 @@ pub fn people(config: &Config, args: PeopleArgs) -> Result<i32> {
             }
         }
         PeopleCommand::Add { name, role, schedule } => {
-            let id = store.add_person(&name, role, &schedule)?;
-            println!("added #{id} {} ({role}, {schedule})", name.trim());
+            let added = by_cli(config, |api, cli| api.add_person(cli, &name, role, schedule.clone()))?;
+            println!("added #{} {} ({role}, {schedule})", added["added"], name.trim());
         }
         PeopleCommand::Remove { who } => {
             by_cli(config, |api, cli| api.remove(cli, &who))?;
