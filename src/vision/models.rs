@@ -27,6 +27,10 @@ pub enum Role {
     Gender,
     /// Facial expression (see `vision::attributes`).
     Emotion,
+    /// One network with an age and a gender output (see `vision::attributes`): each output's
+    /// `head` says which is which.
+    #[serde(rename = "age_gender")]
+    AgeGender,
 }
 
 impl fmt::Display for Role {
@@ -40,6 +44,7 @@ impl fmt::Display for Role {
             Role::Age => "age",
             Role::Gender => "gender",
             Role::Emotion => "emotion",
+            Role::AgeGender => "age_gender",
         })
     }
 }
@@ -78,12 +83,20 @@ pub struct InputSpec {
     pub channel_order: Option<String>,
     pub mean: f32,
     pub scale: f32,
+    /// Per-channel means in the tensor's channel order, where a model was trained with them
+    /// (VGG-style `BGR` minus the ImageNet means); replaces `mean` for all channels.
+    #[serde(default)]
+    pub channel_mean: Option<[f32; 3]>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct OutputSpec {
     pub name: String,
     pub meaning: Option<String>,
+    /// What this output estimates (`age`, `gender`, `emotion`) in a model with several; a
+    /// one-output model's output stands for its role.
+    #[serde(default)]
+    pub head: Option<Role>,
 }
 
 /// One model file as described by the manifest.

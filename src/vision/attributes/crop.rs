@@ -1,5 +1,5 @@
 //! The crops the attribute models see, following the @vladmandic/human library the models come
-//! from (`src/face/facemeshutil.ts` `cutAndResize`, `src/gear/gear.ts`, `src/gear/emotion.ts`):
+//! from (`src/face/facemeshutil.ts` `cutAndResize`, `src/face/faceres.ts`, `src/gear/emotion.ts`):
 //!
 //! 1. The face square: human cuts its BlazeFace box enlarged 1.4x and squared. Relative to the
 //!    MTCNN box of the same face that square is `side` times the box width, centred `centre_x`
@@ -8,10 +8,12 @@
 //!    `face_size` x `face_size` (192, the face tensor human hands every face model) with
 //!    TensorFlow's `crop_and_resize` (bilinear, corners aligned to the box; outside the frame is
 //!    black).
-//! 2. Per model: a sub-`region` of that face (gear: rows 0-0.9, columns 0.1-0.9) again with
-//!    `crop_and_resize`, or the whole face with TensorFlow's legacy `resize_bilinear`
-//!    (`alignCorners = false`, no half-pixel centres) for the emotion model; then grey
-//!    (0.2989 R + 0.5870 G + 0.1140 B) or RGB, and `(v - mean) * scale` on 0..255 values.
+//! 2. Per model: a sub-`region` of that face (human's gear model took rows 0-0.9, columns
+//!    0.1-0.9) again with `crop_and_resize`, or the whole face with TensorFlow's legacy
+//!    `resize_bilinear` (`alignCorners = false`, no half-pixel centres), as human feeds FaceRes
+//!    and the emotion model; then grey
+//!    (0.2989 R + 0.5870 G + 0.1140 B), RGB or BGR, and `(v - mean) * scale` on 0..255 values
+//!    (one mean, or one per channel for models trained VGG-style).
 //!
 //! Both resamplings are TensorFlow's exact index arithmetic, so a crop here equals human's crop of
 //! the same square up to float rounding.
@@ -38,21 +40,37 @@ pub struct AttributeCrop {
     pub region: Option<[f32; 4]>,
 }
 
-/// A model's input tensor contract (from the manifest's `input`): NHWC size, grey or RGB, and
-/// `(v - mean) * scale` on 0..255 values.
+/// The channels of an attribute model's input tensor, in tensor order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channels {
+    /// One grey channel.
+    Gray,
+    Rgb,
+    /// Red and blue swapped (models trained on OpenCV/Caffe-style images).
+    Bgr,
+}
+
+impl Channels {
+    pub fn count(self) -> usize {
+        if self == Channels::Gray { 1 } else { 3 }
+    }
+}
+
+/// A model's input tensor contract (from the manifest's `input`): NHWC size, channels, and
+/// `(v - mean[c]) * scale` on 0..255 values (`mean[c]` in tensor channel order).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InputContract {
     pub width: usize,
     pub height: usize,
-    pub gray: bool,
-    pub mean: f32,
+    pub channels: Channels,
+    pub mean: [f32; 3],
     pub scale: f32,
 }
 
 impl InputContract {
     /// Floats per face: `height * width * channels`.
     pub fn len(&self) -> usize {
-        self.width * self.height * if self.gray { 1 } else { 3 }
+        self.width * self.height * self.channels.count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -199,14 +217,22 @@ pub fn model_input(patch: &[f32], crop: &AttributeCrop, input: &InputContract, o
         }
         None => resize_bilinear(patch, size, (input.width, input.height), &mut rgb),
     }
-    if input.gray {
-        for (o, p) in out.iter_mut().zip(rgb.chunks_exact(3)) {
-            let g = GRAY[0] * p[0] + GRAY[1] * p[1] + GRAY[2] * p[2];
-            *o = (g - input.mean) * input.scale;
+    let (mean, scale) = (input.mean, input.scale);
+    match input.channels {
+        Channels::Gray => {
+            for (o, p) in out.iter_mut().zip(rgb.chunks_exact(3)) {
+                let g = GRAY[0] * p[0] + GRAY[1] * p[1] + GRAY[2] * p[2];
+                *o = (g - mean[0]) * scale;
+            }
         }
-    } else {
-        for (o, v) in out.iter_mut().zip(&rgb) {
-            *o = (v - input.mean) * input.scale;
+        Channels::Rgb | Channels::Bgr => {
+            let swap = input.channels == Channels::Bgr;
+            for (o, p) in out.chunks_exact_mut(3).zip(rgb.chunks_exact(3)) {
+                for c in 0..3 {
+                    let v = if swap { p[2 - c] } else { p[c] };
+                    o[c] = (v - mean[c]) * scale;
+                }
+            }
         }
     }
 }
@@ -258,15 +284,36 @@ mod tests {
     fn model_input_converts_to_grey_and_normalises() {
         let spec = AttributeCrop { face_size: 4, ..SPEC };
         let patch: Vec<f32> = std::iter::repeat_n([255.0, 0.0, 0.0], 16).flatten().collect();
-        let gray = InputContract { width: 2, height: 2, gray: true, mean: 127.5, scale: 2.0 / 255.0 };
+        let gray =
+            InputContract { width: 2, height: 2, channels: Channels::Gray, mean: [127.5; 3], scale: 2.0 / 255.0 };
         let mut out = vec![0.0; gray.len()];
         model_input(&patch, &spec, &gray, &mut out);
         assert!((out[0] - ((0.2989 * 255.0 - 127.5) * 2.0 / 255.0)).abs() < 1e-5, "{out:?}");
-        let rgb = InputContract { width: 3, height: 3, gray: false, mean: 0.0, scale: 1.0 / 255.0 };
+        let rgb = InputContract { width: 3, height: 3, channels: Channels::Rgb, mean: [0.0; 3], scale: 1.0 / 255.0 };
         let region = AttributeCrop { region: Some([0.0, 0.1, 0.9, 0.9]), ..spec };
         let mut out = vec![0.0; rgb.len()];
         model_input(&patch, &region, &rgb, &mut out);
         assert_eq!(&out[..3], &[1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn model_input_swaps_to_bgr_and_subtracts_each_channels_mean() {
+        let spec = AttributeCrop { face_size: 4, ..SPEC };
+        let patch: Vec<f32> = std::iter::repeat_n([200.0, 100.0, 50.0], 16).flatten().collect();
+        // HSE FaceRes's contract: BGR minus the ImageNet means (B 103.939, G 116.779, R 123.68).
+        let bgr = InputContract {
+            width: 2,
+            height: 2,
+            channels: Channels::Bgr,
+            mean: [103.939, 116.779, 123.68],
+            scale: 1.0,
+        };
+        let mut out = vec![0.0; bgr.len()];
+        model_input(&patch, &spec, &bgr, &mut out);
+        let want = [50.0 - 103.939, 100.0 - 116.779, 200.0 - 123.68];
+        for (got, want) in out[..3].iter().zip(want) {
+            assert!((got - want).abs() < 1e-4, "{out:?}");
+        }
     }
 
     #[test]

