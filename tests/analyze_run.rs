@@ -85,7 +85,7 @@ fn models_with_broken_attributes(dir: &Path) -> (PathBuf, usize) {
     let manifest = Manifest::load(&copy).unwrap();
     let mut spoilt = 0;
     for m in &manifest.models {
-        if matches!(m.role, Role::Age | Role::Gender | Role::Emotion) {
+        if matches!(m.role, Role::Age | Role::Gender | Role::Emotion | Role::AgeGender) {
             std::fs::write(copy.join(&m.file), b"not an onnx model").unwrap();
             spoilt += 1;
         }
