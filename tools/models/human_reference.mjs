@@ -1,10 +1,11 @@
-// Runs the @vladmandic/human library itself (blazeface + facemesh, then gear, SSR-Net age/gender
-// and the emotion model) on raw RGB images with the pure-JS CPU backend of @tensorflow/tfjs, and
-// records per face what the attribute models saw and said: the crop region human cut from the
-// frame (its `cropAndResize` box, in pixels), the 192x192 face tensor (0..1 RGB, raw float32) and
-// human's own results. tools/models/attributes_check.py drives it: it maps the crop region to the
-// MTCNN box to find facegate's crop rule, feeds the same face tensors to the ONNX and TFJS models,
-// and compares `facegate analyze` with human end to end.
+// Runs the @vladmandic/human library itself (blazeface + facemesh, then its default age/gender
+// model HSE FaceRes (`face.description`, faceres.json) and the emotion model) on raw RGB images
+// with the pure-JS CPU backend of @tensorflow/tfjs, and records per face what the attribute
+// models saw and said: the crop region human cut from the frame (its `cropAndResize` box, in
+// pixels), the 192x192 face tensor (0..1 RGB, raw float32) and human's own results.
+// tools/models/attributes_check.py drives it: it maps the crop region to the MTCNN box to find
+// facegate's crop rule, feeds the same face tensors to the ONNX and TFJS models, and compares
+// `facegate analyze` with human end to end.
 //
 //   node human_reference.mjs HUMAN_DIR MODELS_DIR OUT_DIR IMAGE.rgb,W,H ...
 //
@@ -66,41 +67,32 @@ const base = {
   segmentation: { enabled: false },
   filter: { enabled: false },
 };
-const face = (extra) => ({
+const face = () => ({
   enabled: true,
   detector: { return: true, rotation: false, maxDetected: 20, minConfidence: 0.2 },
   mesh: { enabled: true },
   iris: { enabled: false },
-  description: { enabled: false },
+  // human's default age/gender model; no frame skipping (every photo is a new scene anyway)
+  description: { enabled: true, modelPath: file('faceres.json'), skipFrames: 0, skipTime: 0 },
+  gear: { enabled: false },
+  ssrnet: { enabled: false },
   antispoof: { enabled: false },
   liveness: { enabled: false },
-  emotion: { enabled: true, modelPath: file('emotion.json') },
-  ...extra,
+  emotion: { enabled: true, modelPath: file('emotion.json'), skipFrames: 0, skipTime: 0 },
 });
-// Human uses one age/gender model at a time: run once with gear, once with SSR-Net.
-const gear = new H.Human({ ...base, face: face({ gear: { enabled: true, modelPath: file('gear.json') } }) });
-const ssrnet = new H.Human({
-  ...base,
-  face: face({ ssrnet: { enabled: true, modelPathAge: file('age.json'), modelPathGender: file('gender.json') } }),
-});
-await gear.load();
-await ssrnet.load();
+const human = new H.Human({ ...base, face: face() });
+await human.load();
 
 const faces = [];
 for (const spec of images) {
   const [path, w, h] = spec.split(',');
   const raw = readFileSync(path);
   const input = tf.tensor(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), [1, Number(h), Number(w), 3], 'int32');
-  const results = {};
-  for (const [name, human] of [['gear', gear], ['ssrnet', ssrnet]]) {
-    crops.length = 0;
-    const res = await human.detect(input);
-    // A crop whose mesh scored too low has no face result: match crops to faces by overlap.
-    results[name] = res.face.map((f) => ({ f, crop: bestOverlap(crops, f.box) }));
-  }
-  for (let i = 0; i < results.gear.length; i++) {
-    const { f, crop } = results.gear[i];
-    const s = results.ssrnet[i]?.f;
+  crops.length = 0;
+  const res = await human.detect(input);
+  // A crop whose mesh scored too low has no face result: match crops to faces by overlap.
+  for (const f of res.face) {
+    const crop = bestOverlap(crops, f.box);
     const n = faces.length;
     if (f.tensor) writeFileSync(join(outDir, `face-${n}.f32`), Buffer.from((await f.tensor.data()).buffer));
     faces.push({
@@ -109,13 +101,12 @@ for (const spec of images) {
       crop,
       box: f.box,
       score: f.score,
-      gear: { age: f.age, gender: f.gender, genderScore: f.genderScore },
-      ssrnet: s ? { age: s.age, gender: s.gender, genderScore: s.genderScore } : null,
+      // human leaves genderScore out when it is 0 (gender 'unknown', confidence <= minConfidence)
+      faceres: { age: f.age ?? null, gender: f.gender ?? null, genderScore: f.genderScore ?? 0 },
       emotion: f.emotion,
     });
     tf.dispose(f.tensor);
   }
-  for (const r of results.ssrnet) tf.dispose(r.f.tensor);
   tf.dispose(input);
 }
 writeFileSync(join(outDir, 'faces.json'), JSON.stringify(faces, null, 1));

