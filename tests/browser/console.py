@@ -220,11 +220,24 @@ enabled = true
         driver.get(url + "/attendance")
         shot("attendance")
         link = driver.find_element(By.PARTIAL_LINK_TEXT, "Download CSV").get_attribute("href")
-        csv = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));", link)
         m = re.search(r"from=([0-9-]+)&to=([0-9-]+)", link)
-        cli = subprocess.run([BIN, "--config", config, "attendance", "--csv", "--from", m.group(1), "--to", m.group(2)],
-                             capture_output=True, text=True, check=True).stdout
+
+        def console_csv():
+            return driver.execute_async_script(
+                "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));", link)
+
+        # The looping clip keeps granting passes, so the two reads must see the same moment:
+        # console, CLI, console again; when both console reads agree no pass landed in between
+        # and the CLI's read (taken between them) must be identical. A pass in between makes the
+        # pair disagree: read again (passes come seconds apart, a read takes milliseconds).
+        for _ in range(20):
+            csv = console_csv()
+            cli = subprocess.run([BIN, "--config", config, "attendance", "--csv", "--from", m.group(1), "--to", m.group(2)],
+                                 capture_output=True, text=True, check=True).stdout
+            if console_csv() == csv:
+                break
+        else:
+            raise AssertionError("the attendance CSV changed during every one of 20 reads: passes arrive too fast to compare")
         assert csv == cli, f"console CSV differs from the CLI's:\n{csv}\n---\n{cli}"
         assert len(csv.splitlines()) >= 2, csv
         print("attendance CSV identical to the CLI's:", len(csv.splitlines()) - 1, "row(s)")
