@@ -198,13 +198,16 @@ fn a_manifest_without_attribute_models_names_the_fix() {
 }
 
 #[test]
-fn an_age_gender_model_whose_outputs_are_not_named_is_refused_with_the_fix() {
+fn an_age_gender_model_whose_outputs_are_not_each_named_is_refused_with_the_fix() {
     let models = models_copy();
     let manifest = models.path().join("manifest.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains(r#"head = "age", "#), "the manifest's FaceRes entry names its age output");
-    std::fs::write(&manifest, text.replace(r#"head = "age", "#, "")).unwrap();
-    let stderr = refused_with_models(models.path());
-    assert!(stderr.contains("faceres-age-gender") && stderr.contains("`head`"), "{stderr}");
-    assert!(stderr.contains("restore models/manifest.toml"), "{stderr}");
+    // Unnamed, or named like the other output: either way one output's meaning is unknown.
+    for named in ["", r#"head = "gender", "#] {
+        std::fs::write(&manifest, text.replace(r#"head = "age", "#, named)).unwrap();
+        let stderr = refused_with_models(models.path());
+        assert!(stderr.contains("faceres-age-gender") && stderr.contains("its own `head`"), "{stderr}");
+        assert!(stderr.contains("restore models/manifest.toml"), "{stderr}");
+    }
 }

@@ -210,10 +210,14 @@ impl Attributes {
     pub fn load(runtime: &Runtime, manifest: &Manifest) -> Result<Attributes> {
         let attribute_models =
             manifest.models.iter().filter(|m| m.variant == Variant::Fp32 && !head_roles(m).is_empty());
-        if let Some(entry) = attribute_models.clone().find(|m| head_roles(m).len() != m.outputs.len()) {
+        let named_once = |m: &ModelEntry| {
+            let roles = head_roles(m);
+            roles.len() == m.outputs.len() && roles.iter().enumerate().all(|(i, r)| !roles[..i].contains(r))
+        };
+        if let Some(entry) = attribute_models.clone().find(|m| !named_once(m)) {
             bail!(
-                "manifest entry {} has several outputs, not each with a `head` (age, gender or emotion); restore \
-                 models/manifest.toml from the release",
+                "manifest entry {} has several outputs, not each with its own `head` (age, gender or emotion); \
+                 restore models/manifest.toml from the release",
                 entry.id
             );
         }
