@@ -166,6 +166,51 @@ fn every_board_profile_is_a_valid_config() {
     assert!(checked >= 7, "expected the demo, bench and five board profiles, found {checked}");
 }
 
+/// A site that keeps `[analyze]` off may ship without the attribute models: doctor passes and
+/// says they are not needed. Turned on, their absence is a FAIL naming the fix.
+#[test]
+fn doctor_checks_the_attribute_models_only_where_analyze_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(repo.join("models")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("faceres") || name.starts_with("emotion")) {
+            std::fs::copy(&path, models.join(&name)).unwrap();
+        }
+    }
+    let demo = std::fs::read_to_string(repo.join("board/demo.toml")).unwrap();
+    assert!(demo.contains("[analyze]\nenabled = false"), "the demo keeps [analyze] off");
+    let on = dir.path().join("on.toml");
+    std::fs::write(&on, demo.replace("[analyze]\nenabled = false", "[analyze]\nenabled = true")).unwrap();
+    let doctor = |config: &std::path::Path| {
+        facegate()
+            .current_dir(repo.join("board"))
+            .arg("--config")
+            .arg(config)
+            .arg("--models")
+            .arg(&models)
+            .arg("--db")
+            .arg(dir.path().join("doctor.db"))
+            .arg("doctor")
+            .output()
+            .unwrap()
+    };
+    let out = doctor(&repo.join("board/demo.toml"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("analyze: [analyze] enabled = false"), "{text}");
+    let out = doctor(&on);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  models") && text.contains("FAIL  analyze") && text.contains("regenerate.sh"),
+        "{text}"
+    );
+}
+
 #[test]
 fn doctor_passes_the_demo_and_names_each_failing_part() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use crate::capture::camera::make_source;
 use crate::capture::source::{Next, Shutdown, SourceContext};
 use crate::config::Config;
 use crate::decide::clock::{Clock, MonotonicClock};
-use crate::vision::models::{Manifest, Role};
+use crate::vision::models::{Manifest, ModelEntry, Role};
 use crate::vision::runtime::Runtime;
 
 mod broker;
@@ -74,6 +74,11 @@ pub fn checks(config: &Config, args: &DoctorArgs, in_service: bool) -> Vec<Check
     out.push(Check::of("models", check_models(config)));
     out.push(Check::of("matching", check_matching(config)));
     out.push(Check::of("liveness", check_liveness(config)));
+    if config.analyze.enabled {
+        out.push(Check::of("analyze", check_analyze(config)));
+    } else {
+        out.push(Check::other("analyze", Level::Skip, "[analyze] enabled = false (attribute models not needed)"));
+    }
     out.push(Check::of("database", check_store(config)));
     if let Some(w) = store_permissions(config) {
         out.push(Check::other("database", Level::Warn, &w));
@@ -168,10 +173,14 @@ fn check_clock() -> Result<String> {
     Ok(format!("{now}"))
 }
 
+/// Every model file the node may load matches its checksum. Face-attribute models count only
+/// where `[analyze]` is on: a site that keeps them off may leave those files out.
 fn check_models(config: &Config) -> Result<String> {
+    use crate::vision::attributes::is_attribute_model;
     let manifest = Manifest::load(&config.models_dir())?;
     let mut checked = 0;
-    for entry in manifest.models.iter().filter(|m| m.variant == config.models.variant) {
+    let needed = |m: &&ModelEntry| config.analyze.enabled || !is_attribute_model(m);
+    for entry in manifest.models.iter().filter(|m| m.variant == config.models.variant).filter(needed) {
         manifest.read_verified(entry)?;
         checked += 1;
     }
@@ -179,6 +188,16 @@ fn check_models(config: &Config) -> Result<String> {
         bail!("no {} models in {}", config.models.variant, manifest.dir.display());
     }
     Ok(format!("{checked} {} model file(s) match their SHA-256 in {}", config.models.variant, manifest.dir.display()))
+}
+
+/// The face-attribute models load (checksums, ONNX Runtime) where `[analyze]` is on.
+fn check_analyze(config: &Config) -> Result<String> {
+    use crate::vision::attributes::Attributes;
+    let runtime = Runtime::load(config.runtime.clone())?;
+    let manifest = Manifest::load(&config.models_dir())?;
+    let attributes = Attributes::load(&runtime, &manifest)?;
+    let ids: Vec<&str> = attributes.entries().iter().map(|e| e.id.as_str()).collect();
+    Ok(format!("on: {} loaded", ids.join(" + ")))
 }
 
 /// The threshold and margin that decide who is "someone enrolled": refused below the embedder's floor.

@@ -123,6 +123,11 @@ fn head_roles(entry: &ModelEntry) -> Vec<Role> {
     }
 }
 
+/// Whether a manifest entry is a face-attribute model (only loaded where `[analyze]` is on).
+pub fn is_attribute_model(entry: &ModelEntry) -> bool {
+    !head_roles(entry).is_empty()
+}
+
 /// The tensor contract of an NHWC attribute model's input from its manifest entry.
 fn input_contract(entry: &ModelEntry) -> Result<InputContract> {
     let fix = "restore models/manifest.toml from the release";
